@@ -1,0 +1,220 @@
+//! The `Db` handle: one cheap-to-clone value that owns the engine (and, in later layers, the cache and the
+//! batch writer). Build it with [`Db::open`], end it with [`Db::shutdown`].
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::core::engine::Engine;
+use crate::core::migrate::{self, MigrationState};
+use crate::core::registry;
+use crate::utils::error::{Error, Result};
+
+/// The botdb handle. Cheap to clone (an `Arc` inside); create one per database and share it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    settings: Settings,
+}
+
+/// Rows and (SQLite) size of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    /// Model name.
+    pub model: &'static str,
+    /// Table name.
+    pub table: &'static str,
+    /// Row count.
+    pub rows: u64,
+    /// Bytes on disk with its indexes (SQLite only, from `dbstat` when compiled in).
+    pub bytes: Option<u64>,
+}
+
+/// The result of [`Db::check`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The backend's integrity check said `ok` (SQLite `PRAGMA integrity_check`; other backends: reachable).
+    pub integrity_ok: bool,
+    /// The integrity check's own messages when not ok.
+    pub integrity_messages: Vec<String>,
+    /// Migrations not yet applied.
+    pub pending_migrations: Vec<String>,
+    /// Tables of the model mapping missing from the database.
+    pub missing_tables: Vec<String>,
+}
+
+impl CheckReport {
+    /// No problem found.
+    pub fn ok(&self) -> bool {
+        self.integrity_ok && self.pending_migrations.is_empty() && self.missing_tables.is_empty()
+    }
+}
+
+impl Db {
+    /// Connects and, unless `database.run_migrations` is false, applies pending migrations.
+    ///
+    /// # Errors
+    /// [`Error::Config`], [`Error::Database`] or [`Error::Migration`].
+    pub async fn open(settings: Settings) -> Result<Db> {
+        let engine = Engine::connect(&settings.database).await?;
+        if settings.database.run_migrations {
+            migrate::up(engine.writer(), None).await?;
+        }
+        tracing::info!(url = %settings.database.url, backend = ?engine.backend(), "botdb opened");
+        Ok(Db {
+            inner: Arc::new(Inner { engine, settings }),
+        })
+    }
+
+    /// The engine (connections and transactions) under this handle.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The settings this handle was opened with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> DbBackend {
+        self.inner.engine.backend()
+    }
+
+    /// Closes the pools. Calls made after this fail with a database error.
+    pub async fn shutdown(&self) {
+        self.inner.engine.close().await;
+    }
+
+    /// Applies `steps` pending migrations (all when `None`).
+    ///
+    /// # Errors
+    /// [`Error::Migration`].
+    pub async fn migrate_up(&self, steps: Option<u32>) -> Result<()> {
+        migrate::up(self.engine().writer(), steps).await
+    }
+
+    /// Reverts `steps` applied migrations (all when `None`).
+    ///
+    /// # Errors
+    /// [`Error::Migration`].
+    pub async fn migrate_down(&self, steps: Option<u32>) -> Result<()> {
+        migrate::down(self.engine().writer(), steps).await
+    }
+
+    /// Drops every table and re-applies every migration. Destroys all data.
+    ///
+    /// # Errors
+    /// [`Error::Migration`].
+    pub async fn migrate_fresh(&self) -> Result<()> {
+        migrate::fresh(self.engine().writer()).await
+    }
+
+    /// Every migration with its state.
+    ///
+    /// # Errors
+    /// [`Error::Migration`].
+    pub async fn migrate_status(&self) -> Result<Vec<MigrationState>> {
+        migrate::status(self.engine().writer()).await
+    }
+
+    /// Integrity check, pending migrations and missing tables.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the checks themselves cannot run.
+    pub async fn check(&self) -> Result<CheckReport> {
+        let conn = self.engine().writer();
+        let backend = self.backend();
+        let (integrity_ok, integrity_messages) = if backend == DbBackend::Sqlite {
+            let rows = conn
+                .query_all_raw(Statement::from_string(backend, "PRAGMA integrity_check"))
+                .await
+                .map_err(|e| Error::from_db("check", "", e))?;
+            let msgs: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+                .collect();
+            (msgs.len() == 1 && msgs[0] == "ok", msgs)
+        } else {
+            conn.execute_unprepared("SELECT 1")
+                .await
+                .map_err(|e| Error::from_db("check", "", e))?;
+            (true, vec![])
+        };
+        let pending = self
+            .migrate_status()
+            .await?
+            .into_iter()
+            .filter(|m| !m.applied)
+            .map(|m| m.name)
+            .collect();
+        let mut missing_tables = vec![];
+        for m in registry::models() {
+            let sql = format!("SELECT 1 FROM {} WHERE 1 = 0", quote(backend, m.table));
+            if conn.execute_unprepared(&sql).await.is_err() {
+                missing_tables.push(m.table.to_owned());
+            }
+        }
+        Ok(CheckReport {
+            integrity_ok,
+            integrity_messages,
+            pending_migrations: pending,
+            missing_tables,
+        })
+    }
+
+    /// Rows (and on SQLite, bytes) per table.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn stats(&self) -> Result<Vec<TableStats>> {
+        let conn = self.engine().reader();
+        let backend = self.backend();
+        let mut out = Vec::with_capacity(25);
+        for m in registry::models() {
+            let rows =
+                crate::core::exec::count(conn, m, &crate::core::filter::Filter::all()).await?;
+            let bytes = if backend == DbBackend::Sqlite {
+                sqlite_table_bytes(conn, m.table).await
+            } else {
+                None
+            };
+            out.push(TableStats {
+                model: m.name,
+                table: m.table,
+                rows,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes of a table and its indexes from SQLite's `dbstat` virtual table, when the build has it.
+async fn sqlite_table_bytes(conn: &sea_orm::DatabaseConnection, table: &str) -> Option<u64> {
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT SUM(pgsize) FROM dbstat WHERE name = ?1 OR name IN \
+         (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1)",
+        [table.into()],
+    );
+    let row = conn.query_one_raw(stmt).await.ok()??;
+    row.try_get_by_index::<Option<i64>>(0)
+        .ok()?
+        .map(|b| b as u64)
+}
+
+/// Quotes a registry table name for `backend` (names come from the registry only).
+fn quote(backend: DbBackend, name: &str) -> String {
+    match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    }
+}

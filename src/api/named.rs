@@ -1,0 +1,371 @@
+//! The name-based CRUD: model names and JSON filters/data in, JSON rows and counts out, exactly as
+//! `spec/api.md` says. Everything is validated against the registry before any SQL runs.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::db::Db;
+use crate::core::data::{Changes, NewRow};
+use crate::core::exec::{self, Select};
+use crate::core::filter::Filter;
+use crate::core::registry::{self, ModelDef};
+use crate::core::value::{Cell, Row};
+use crate::utils::error::{Error, Result};
+
+/// What a [`Db::query`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryType {
+    /// Read rows (the default).
+    #[default]
+    Get,
+    /// Insert one row from `data`.
+    Create,
+    /// Apply `data` to every matching row.
+    Update,
+    /// Delete every matching row.
+    Delete,
+    /// Count the matching rows.
+    Count,
+}
+
+impl QueryType {
+    /// The name `db_query` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryType::Get => "get",
+            QueryType::Create => "create",
+            QueryType::Update => "update",
+            QueryType::Delete => "delete",
+            QueryType::Count => "count",
+        }
+    }
+}
+
+impl FromStr for QueryType {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "get" => QueryType::Get,
+            "create" => QueryType::Create,
+            "update" => QueryType::Update,
+            "delete" => QueryType::Delete,
+            "count" => QueryType::Count,
+            other => {
+                return Err(Error::InvalidRequest(format!(
+                    "unknown query_type `{other}`; use get, create, update, delete or count"
+                )));
+            }
+        })
+    }
+}
+
+/// A request of the name-based API (the arguments of `db_query`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueryRequest {
+    /// What to do.
+    pub query_type: QueryType,
+    /// The filter (`null` or `{}`: every row).
+    pub filters: Value,
+    /// The row or the changes, for create and update.
+    pub data: Option<Value>,
+    /// A row limit for get; `None` or 0: no limit.
+    pub limit: Option<u64>,
+    /// Column names, `-` for descending.
+    pub order_by: Vec<String>,
+    /// Return the first row or `null` (issued with `LIMIT 1`).
+    pub single_result: bool,
+}
+
+/// What a [`Db::query`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryOutput {
+    /// `get`: the rows.
+    Rows(Vec<Row>),
+    /// `get` with `single_result`: the first row or none.
+    One(Option<Row>),
+    /// `create`: the created row.
+    Created(Row),
+    /// `update`, `delete`, `count`: a number of rows.
+    Count(u64),
+}
+
+impl QueryOutput {
+    /// The JSON the compatibility facade returns: a list, a row or `null`, or a number.
+    pub fn into_json(self) -> Value {
+        match self {
+            QueryOutput::Rows(rows) => Value::Array(rows.into_iter().map(Value::Object).collect()),
+            QueryOutput::One(row) => row.map_or(Value::Null, Value::Object),
+            QueryOutput::Created(row) => Value::Object(row),
+            QueryOutput::Count(n) => Value::from(n),
+        }
+    }
+}
+
+fn require_data<'a>(model: &ModelDef, data: Option<&'a Value>, what: &str) -> Result<&'a Value> {
+    data.ok_or_else(|| Error::InvalidRequest(format!("a {what} of `{}` needs `data`", model.name)))
+}
+
+impl Db {
+    /// Runs one name-based request.
+    ///
+    /// # Errors
+    /// Validation errors before any SQL; [`Error::Constraint`], [`Error::Busy`] or [`Error::Database`] after.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn f(db: botdb::Db) -> botdb::Result<()> {
+    /// use botdb::{QueryRequest, QueryType};
+    /// let req = QueryRequest {
+    ///     query_type: QueryType::Count,
+    ///     filters: serde_json::json!({"chat_id": "abc", "time": {"$gt": 1.0e9}}),
+    ///     ..Default::default()
+    /// };
+    /// let n = db.query("Messages", &req).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn query(&self, model: &str, req: &QueryRequest) -> Result<QueryOutput> {
+        let m = registry::model(model)?;
+        match req.query_type {
+            QueryType::Get => {
+                let limit = if req.single_result {
+                    Some(1)
+                } else {
+                    req.limit
+                };
+                let sel = Select::parse(m, &req.filters, &req.order_by, limit)?;
+                let rows = self.select(&sel).await?;
+                Ok(if req.single_result {
+                    QueryOutput::One(rows.into_iter().next())
+                } else {
+                    QueryOutput::Rows(rows)
+                })
+            }
+            QueryType::Create => {
+                let row = NewRow::parse(m, require_data(m, req.data.as_ref(), "create")?)?;
+                Ok(QueryOutput::Created(self.insert_row(row).await?))
+            }
+            QueryType::Update => {
+                let filter = Filter::parse(m, &req.filters)?;
+                let changes = Changes::parse(m, require_data(m, req.data.as_ref(), "update")?)?;
+                Ok(QueryOutput::Count(self.update_rows(filter, changes).await?))
+            }
+            QueryType::Delete => Ok(QueryOutput::Count(
+                self.delete_rows(m, Filter::parse(m, &req.filters)?).await?,
+            )),
+            QueryType::Count => {
+                let filter = Filter::parse(m, &req.filters)?;
+                exec::count(self.engine().reader(), m, &filter)
+                    .await
+                    .map(QueryOutput::Count)
+            }
+        }
+    }
+
+    /// Rows of `model` matching `filters`, ordered by `order_by` (`-` for descending), at most `limit`.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn find(
+        &self,
+        model: &str,
+        filters: &Value,
+        order_by: &[&str],
+        limit: Option<u64>,
+    ) -> Result<Vec<Row>> {
+        let m = registry::model(model)?;
+        let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
+        self.select(&Select::parse(m, filters, &order, limit)?)
+            .await
+    }
+
+    /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn find_one(
+        &self,
+        model: &str,
+        filters: &Value,
+        order_by: &[&str],
+    ) -> Result<Option<Row>> {
+        Ok(self
+            .find(model, filters, order_by, Some(1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Creates one row from `data` (client-side defaults filled in) and returns it with its id.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn create(&self, model: &str, data: &Value) -> Result<Row> {
+        let m = registry::model(model)?;
+        self.insert_row(NewRow::parse(m, data)?).await
+    }
+
+    /// Applies `data` to every row matching `filters`; returns the number of rows matched.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn update(&self, model: &str, filters: &Value, data: &Value) -> Result<u64> {
+        let m = registry::model(model)?;
+        let filter = Filter::parse(m, filters)?;
+        self.update_rows(filter, Changes::parse(m, data)?).await
+    }
+
+    /// Deletes every row matching `filters`; returns how many.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn delete(&self, model: &str, filters: &Value) -> Result<u64> {
+        let m = registry::model(model)?;
+        self.delete_rows(m, Filter::parse(m, filters)?).await
+    }
+
+    /// Counts the rows matching `filters`.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn count(&self, model: &str, filters: &Value) -> Result<u64> {
+        let m = registry::model(model)?;
+        exec::count(self.engine().reader(), m, &Filter::parse(m, filters)?).await
+    }
+
+    /// The upsert of `db_save`: with a key, the first row (by id) whose `key_field = key_value` gets every key
+    /// of `data` and is returned; otherwise (or without a key) a row is created from `data` alone. One
+    /// transaction; where the key is unique, a concurrent insert of the same key turns into an update.
+    ///
+    /// # Errors
+    /// As [`Db::query`]; [`Error::InvalidRequest`] for a `null` key value.
+    pub async fn save(
+        &self,
+        model: &str,
+        data: &Value,
+        key: Option<(&str, &Value)>,
+    ) -> Result<Row> {
+        let m = registry::model(model)?;
+        let Some((field, value)) = key else {
+            return self.insert_row(NewRow::parse(m, data)?).await;
+        };
+        let kidx = m.column_index(field)?;
+        let kcell = Cell::from_json(m, m.col(kidx), value)?;
+        if kcell == Cell::Null {
+            return Err(Error::InvalidRequest(format!(
+                "key_value for `{}.{field}` must not be null",
+                m.name
+            )));
+        }
+        let obj = data.as_object().ok_or_else(|| {
+            Error::InvalidRequest(format!("`data` for `{}` must be a JSON object", m.name))
+        })?;
+        // Validate both branches up front: the update's changes now, the create's row lazily (a partial
+        // `data` is fine when the row exists).
+        let changes = if obj.is_empty() {
+            None
+        } else {
+            Some(Changes::parse(m, data)?)
+        };
+        let new_row = NewRow::parse(m, data);
+        if let Err(e) = &new_row
+            && !matches!(e, Error::MissingRequired { .. })
+        {
+            return Err(e.clone());
+        }
+        let key_filter = Filter::all().and_eq(kidx, kcell);
+        let attempt = || {
+            let (key_filter, changes, new_row) =
+                (key_filter.clone(), changes.clone(), new_row.clone());
+            self.engine().write("save", move |txn| {
+                let (key_filter, changes, new_row) =
+                    (key_filter.clone(), changes.clone(), new_row.clone());
+                Box::pin(async move {
+                    let sel = Select {
+                        model: m,
+                        filter: key_filter,
+                        order: vec![(0, false)],
+                        limit: Some(1),
+                    };
+                    if let Some(mut row) = exec::select(txn, &sel).await?.into_iter().next() {
+                        if let Some(changes) = changes {
+                            let id = row.get("id").cloned().unwrap_or(Value::Null);
+                            let by_id = Filter::all().and_eq(0, Cell::from_json(m, m.col(0), &id)?);
+                            exec::update(txn, &by_id, &changes).await?;
+                            changes.apply_to(&mut row);
+                        }
+                        Ok(row)
+                    } else {
+                        exec::insert(txn, &new_row?).await
+                    }
+                })
+            })
+        };
+        match attempt().await {
+            Err(Error::Constraint { .. }) if m.is_unique(field) => attempt().await,
+            other => other,
+        }
+    }
+
+    /// `db_get`: like `get`, with a single `order_by` column.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    pub async fn get(
+        &self,
+        model: &str,
+        filters: &Value,
+        limit: Option<u64>,
+        order_by: Option<&str>,
+        single_result: bool,
+    ) -> Result<QueryOutput> {
+        let req = QueryRequest {
+            query_type: QueryType::Get,
+            filters: filters.clone(),
+            data: None,
+            limit,
+            order_by: order_by.map(|o| vec![o.to_owned()]).unwrap_or_default(),
+            single_result,
+        };
+        self.query(model, &req).await
+    }
+
+    pub(crate) async fn select(&self, sel: &Select) -> Result<Vec<Row>> {
+        exec::select(self.engine().reader(), sel).await
+    }
+
+    pub(crate) async fn insert_row(&self, row: NewRow) -> Result<Row> {
+        self.engine()
+            .write("create", move |txn| {
+                let row = row.clone();
+                Box::pin(async move { exec::insert(txn, &row).await })
+            })
+            .await
+    }
+
+    pub(crate) async fn update_rows(&self, filter: Filter, changes: Changes) -> Result<u64> {
+        self.engine()
+            .write("update", move |txn| {
+                let (filter, changes) = (filter.clone(), changes.clone());
+                Box::pin(async move { exec::update(txn, &filter, &changes).await })
+            })
+            .await
+    }
+
+    pub(crate) async fn delete_rows(
+        &self,
+        model: &'static ModelDef,
+        filter: Filter,
+    ) -> Result<u64> {
+        self.engine()
+            .write("delete", move |txn| {
+                let filter = filter.clone();
+                Box::pin(async move { exec::delete(txn, model, &filter).await })
+            })
+            .await
+    }
+}

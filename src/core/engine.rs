@@ -1,0 +1,213 @@
+//! The engine: connections per backend. SQLite gets one writer connection and a reader pool, each with WAL,
+//! the configured `synchronous` and a busy timeout applied to every connection; PostgreSQL and MySQL share
+//! one pool for reads and writes (the server groups commits itself).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+};
+
+use crate::config::{DatabaseSettings, Synchronous};
+use crate::utils::error::{Error, Result};
+use crate::utils::retry::{RetryPolicy, retry_busy};
+
+/// A boxed future borrowing a transaction, as write closures return it.
+pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+/// The connections of one database. Cheap to clone: the pools are shared (`Arc` inside).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    backend: DbBackend,
+    reader: DatabaseConnection,
+    writer: DatabaseConnection,
+    retry: RetryPolicy,
+}
+
+/// The file path of a SQLite URL, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
+}
+
+impl Engine {
+    /// Connects as `settings` say. For SQLite the database file's folder is created first.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unsupported URL, [`Error::Database`] when the database cannot be reached.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Engine> {
+        let url = settings.url.expose();
+        let backend = if url.starts_with("sqlite:") {
+            DbBackend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DbBackend::Postgres
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            DbBackend::MySql
+        } else {
+            return Err(Error::Config(format!(
+                "unsupported database URL `{}`: use sqlite://PATH?mode=rwc, postgres://… or mysql://…",
+                settings.url
+            )));
+        };
+        let connect_err = |e: sea_orm::DbErr| Error::Database {
+            op: "connect",
+            message: format!(
+                "{}: {}",
+                settings.url,
+                e.to_string().replace(url, &settings.url.redacted())
+            ),
+        };
+        let retry = settings.retry_policy();
+        if backend != DbBackend::Sqlite {
+            let conn = Database::connect(Self::options(settings, settings.pool_size))
+                .await
+                .map_err(connect_err)?;
+            return Ok(Engine {
+                backend,
+                reader: conn.clone(),
+                writer: conn,
+                retry,
+            });
+        }
+        match sqlite_path(url) {
+            Some(path) => {
+                if let Some(parent) = std::path::Path::new(path)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::Config(format!(
+                            "cannot create the database folder {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+                // The writer first: it creates the file and switches it to WAL before readers open it.
+                let writer = Database::connect(Self::options(settings, 1))
+                    .await
+                    .map_err(connect_err)?;
+                let reader =
+                    Database::connect(Self::options(settings, settings.read_pool_size.max(1)))
+                        .await
+                        .map_err(connect_err)?;
+                Ok(Engine {
+                    backend,
+                    reader,
+                    writer,
+                    retry,
+                })
+            }
+            // An in-memory database exists once per connection: one connection serves everything.
+            None => {
+                let conn = Database::connect(Self::options(settings, 1))
+                    .await
+                    .map_err(connect_err)?;
+                Ok(Engine {
+                    backend,
+                    reader: conn.clone(),
+                    writer: conn,
+                    retry,
+                })
+            }
+        }
+    }
+
+    fn options(settings: &DatabaseSettings, max: u32) -> ConnectOptions {
+        let mut opt = ConnectOptions::new(settings.url.expose());
+        opt.max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            // Testing every connection before use costs 7–20 µs per query; a dead one fails its query instead.
+            .test_before_acquire(false)
+            // sqlx statement logging is off: rows carry chat contents.
+            .sqlx_logging(false);
+        let sync = match settings.sqlite_synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+            Synchronous::Off => SqliteSynchronous::Off,
+        };
+        let busy = Duration::from_millis(settings.busy_timeout_ms);
+        opt.map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sync)
+                .busy_timeout(busy)
+                .create_if_missing(true)
+        });
+        opt
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    /// A connection for reads (the reader pool).
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
+    /// The write connection (on SQLite the single writer; elsewhere the shared pool).
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE` on SQLite) and commits it. A busy, locked or
+    /// deadlocked attempt is rolled back and retried with backoff, up to the configured attempts.
+    ///
+    /// # Errors
+    /// The first non-transient error of `f` or of the commit; [`Error::Busy`] when retries ran out.
+    pub async fn write<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxnFuture<'c, T> + Send + Sync,
+    {
+        retry_busy(self.retry, || async {
+            let txn = self
+                .writer
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .map_err(|e| Error::from_db(op, "", e))?;
+            let value = f(&txn).await?;
+            txn.commit().await.map_err(|e| Error::from_db(op, "", e))?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        for conn in [&self.reader, &self.writer] {
+            if let Err(e) = conn.clone().close().await {
+                tracing::warn!(error = %e, "closing a pool failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/a.sqlite?mode=rwc"),
+            Some("data/a.sqlite")
+        );
+        assert_eq!(sqlite_path("sqlite:///tmp/a.db"), Some("/tmp/a.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://file?mode=memory"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+}

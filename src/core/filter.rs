@@ -1,0 +1,276 @@
+//! The filter language of `spec/api.md`: a JSON object whose keys are AND-ed; each value is either a
+//! scalar (`=`, or `IS NULL` for `null`) or an object of operators `$gt $gte $lt $lte $ne $in $nin`.
+//! A parsed [`Filter`] is canonical (conditions sorted) so equal filters give equal cache keys.
+
+use sea_orm::DbBackend;
+use sea_orm::sea_query::{Alias, Cond, Condition, Expr, ExprTrait};
+use serde_json::Value;
+
+use crate::core::registry::ModelDef;
+use crate::core::value::Cell;
+use crate::utils::error::{Error, Result};
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `<>` (`$ne`)
+    Ne,
+    /// `>` (`$gt`)
+    Gt,
+    /// `>=` (`$gte`)
+    Gte,
+    /// `<` (`$lt`)
+    Lt,
+    /// `<=` (`$lte`)
+    Lte,
+    /// `IN` (`$in`)
+    In,
+    /// `NOT IN` (`$nin`)
+    Nin,
+    /// `IS NULL` (`null`)
+    IsNull,
+    /// `IS NOT NULL` (`$ne: null`)
+    IsNotNull,
+}
+
+impl Op {
+    fn parse(op: &str) -> Option<Op> {
+        Some(match op {
+            "$gt" => Op::Gt,
+            "$gte" => Op::Gte,
+            "$lt" => Op::Lt,
+            "$lte" => Op::Lte,
+            "$ne" => Op::Ne,
+            "$in" => Op::In,
+            "$nin" => Op::Nin,
+            _ => return None,
+        })
+    }
+}
+
+/// One condition on one column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition1 {
+    /// Column index in the model.
+    pub column: usize,
+    /// Operator.
+    pub op: Op,
+    /// Operands: one for comparisons, any number for `In`/`Nin`, none for the NULL tests.
+    pub values: Vec<Cell>,
+}
+
+/// A validated filter: conditions AND-ed, sorted by column and operator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    /// The conditions.
+    pub conds: Vec<Condition1>,
+}
+
+impl Filter {
+    /// The empty filter (every row).
+    pub fn all() -> Filter {
+        Filter::default()
+    }
+
+    /// Parses a JSON filter for `model`. `null` means no filter.
+    ///
+    /// # Errors
+    /// Unknown field or operator, a value that does not fit the column, a non-array `$in`, `null` inside
+    /// `$in`/`$nin`, a comparison with `null`, an empty operator object, a filter that is not an object.
+    pub fn parse(model: &'static ModelDef, filter: &Value) -> Result<Filter> {
+        let obj = match filter {
+            Value::Null => return Ok(Filter::all()),
+            Value::Object(o) => o,
+            other => {
+                return Err(Error::InvalidRequest(format!(
+                    "a filter must be a JSON object of field conditions, got {}",
+                    json_kind(other)
+                )));
+            }
+        };
+        let mut conds = Vec::with_capacity(obj.len());
+        for (field, v) in obj {
+            let column = model.column_index(field)?;
+            let col = model.col(column);
+            match v {
+                Value::Null => conds.push(Condition1 {
+                    column,
+                    op: Op::IsNull,
+                    values: vec![],
+                }),
+                Value::Object(ops) => {
+                    if ops.is_empty() {
+                        return Err(Error::InvalidRequest(format!(
+                            "empty operator object for `{}.{field}`; use e.g. {{\"$gt\": 1}}",
+                            model.name
+                        )));
+                    }
+                    for (op_name, operand) in ops {
+                        let op = Op::parse(op_name).ok_or_else(|| Error::UnknownOperator {
+                            model: model.name.into(),
+                            field: field.clone(),
+                            op: op_name.clone(),
+                        })?;
+                        conds.push(parse_operand(model, column, field, op, op_name, operand)?);
+                    }
+                }
+                scalar => conds.push(Condition1 {
+                    column,
+                    op: Op::Eq,
+                    values: vec![Cell::from_json(model, col, scalar)?],
+                }),
+            }
+        }
+        conds.sort_by(|a, b| (a.column, a.op).cmp(&(b.column, b.op)));
+        Ok(Filter { conds })
+    }
+
+    /// Adds `column = value` (used for keys and ids).
+    pub fn and_eq(mut self, column: usize, value: Cell) -> Filter {
+        self.conds.push(Condition1 {
+            column,
+            op: Op::Eq,
+            values: vec![value],
+        });
+        self.conds
+            .sort_by(|a, b| (a.column, a.op).cmp(&(b.column, b.op)));
+        self
+    }
+
+    /// The SQL condition for `backend`. Column names come from the registry, never from the caller.
+    pub fn to_condition(&self, model: &ModelDef, backend: DbBackend) -> Condition {
+        let mut all = Cond::all();
+        for c in &self.conds {
+            let col = model.col(c.column);
+            let e = Expr::col(Alias::new(col.name));
+            let v = |i: usize| c.values[i].to_sql(col.kind, backend);
+            let expr = match c.op {
+                Op::Eq => e.eq(v(0)),
+                Op::Ne => e.ne(v(0)),
+                Op::Gt => e.gt(v(0)),
+                Op::Gte => e.gte(v(0)),
+                Op::Lt => e.lt(v(0)),
+                Op::Lte => e.lte(v(0)),
+                // An empty `$in` matches nothing, an empty `$nin` everything.
+                Op::In if c.values.is_empty() => Expr::val(1).eq(0),
+                Op::Nin if c.values.is_empty() => continue,
+                Op::In => e.is_in(c.values.iter().map(|x| x.to_sql(col.kind, backend))),
+                Op::Nin => e.is_not_in(c.values.iter().map(|x| x.to_sql(col.kind, backend))),
+                Op::IsNull => e.is_null(),
+                Op::IsNotNull => e.is_not_null(),
+            };
+            all = all.add(expr);
+        }
+        all
+    }
+}
+
+fn parse_operand(
+    model: &'static ModelDef,
+    column: usize,
+    field: &str,
+    op: Op,
+    op_name: &str,
+    operand: &Value,
+) -> Result<Condition1> {
+    let col = model.col(column);
+    match (op, operand) {
+        (Op::Ne, Value::Null) => Ok(Condition1 {
+            column,
+            op: Op::IsNotNull,
+            values: vec![],
+        }),
+        (Op::In | Op::Nin, Value::Array(items)) => {
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                if item.is_null() {
+                    return Err(Error::InvalidRequest(format!(
+                        "`{op_name}` on `{}.{field}` contains null; test NULL with {{\"{field}\": null}} or \
+                         {{\"$ne\": null}}",
+                        model.name
+                    )));
+                }
+                values.push(Cell::from_json(model, col, item)?);
+            }
+            Ok(Condition1 { column, op, values })
+        }
+        (Op::In | Op::Nin, other) => Err(Error::InvalidRequest(format!(
+            "`{op_name}` on `{}.{field}` takes an array, got {}",
+            model.name,
+            json_kind(other)
+        ))),
+        (_, Value::Null) => Err(Error::InvalidRequest(format!(
+            "`{op_name}: null` on `{}.{field}` compares with NULL, which matches nothing; use {{\"{field}\": null}} \
+             or {{\"$ne\": null}}",
+            model.name
+        ))),
+        (_, Value::Array(_) | Value::Object(_)) => Err(Error::InvalidValue {
+            model: model.name.into(),
+            field: field.into(),
+            expected: col.kind.expected().into(),
+            got: json_kind(operand).into(),
+        }),
+        (_, scalar) => Ok(Condition1 {
+            column,
+            op,
+            values: vec![Cell::from_json(model, col, scalar)?],
+        }),
+    }
+}
+
+/// A short name of a JSON value's type.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::registry::model;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_sorts() {
+        let m = model("Messages").unwrap();
+        let a = Filter::parse(m, &json!({"time": {"$lt": 5, "$gt": 1}, "chat_id": "c"})).unwrap();
+        let b = Filter::parse(m, &json!({"chat_id": "c", "time": {"$gt": 1, "$lt": 5}})).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.conds.len(), 3);
+        let f = Filter::parse(m, &json!({"reply_to": null, "user_id": {"$ne": null}})).unwrap();
+        assert_eq!(
+            f.conds.iter().map(|c| c.op).collect::<Vec<_>>(),
+            vec![Op::IsNull, Op::IsNotNull]
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_run() {
+        let m = model("Messages").unwrap();
+        let cases = [
+            (json!({"chat_idd": 1}), "unknown field"),
+            (json!({"time": {"$between": [1, 2]}}), "unknown operator"),
+            (json!({"time": "soon"}), "invalid value"),
+            (json!({"time": {"$in": 3}}), "takes an array"),
+            (json!({"time": {"$in": [1, null]}}), "contains null"),
+            (json!({"time": {"$gt": null}}), "matches nothing"),
+            (json!({"time": {}}), "empty operator"),
+            (json!({"chat_id": {"$gt": ["a"]}}), "invalid value"),
+            (json!([1]), "must be a JSON object"),
+            (json!({"memorized_times": 1.5}), "invalid value"),
+            (json!({"memorized_times": 3_000_000_000_i64}), "32-bit"),
+        ];
+        for (f, want) in cases {
+            let e = Filter::parse(m, &f).unwrap_err().to_string();
+            assert!(e.contains(want), "{f}: {e}");
+        }
+    }
+}
