@@ -248,6 +248,27 @@ def gen_registry(models):
     p.write_text("\n".join(lines) + "\n")
 
 
+def gen_bot_ddl(models):
+    """The DDL the bot itself (SQLAlchemy on SQLite) creates: a fixture for the adoption test."""
+    out = ["-- The chat bot's own SQLite DDL (SQLAlchemy style), generated from docs/schema.md by",
+           "-- scripts/gen_schema.py. A test fixture: botdb must open and work on a database created by it.", ""]
+    for m in models:
+        lines = []
+        for c in m["cols"]:
+            t = "INTEGER" if c["pk"] else c["sqlite"]
+            lines.append(f"\t{c['name']} {t}{'' if c['nullable'] else ' NOT NULL'}")
+        lines.append("\tPRIMARY KEY (id)")
+        for u in m["table_unique"]:
+            lines.append(f"\tUNIQUE ({u})")
+        out.append(f"CREATE TABLE {m['table']} (\n" + ", \n".join(lines) + "\n);")
+        for (n, cs, u) in m["indexes"]:
+            out.append(f"CREATE {'UNIQUE ' if u else ''}INDEX {n} ON {m['table']} ({', '.join(cs)});")
+        out.append("")
+    p = ROOT / "tests" / "fixtures" / "bot_schema.sql"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("\n".join(out))
+
+
 def main():
     models = parse()
     ncols = sum(len(m["cols"]) for m in models)
@@ -256,6 +277,9 @@ def main():
     gen_entities(models)
     gen_migration(models)
     gen_registry(models)
+    gen_bot_ddl(models)
+    import subprocess
+    subprocess.run(["cargo", "fmt", "--all"], cwd=ROOT, check=True)
     print(f"generated {len(models)} models, {ncols} columns")
 
 

@@ -1,0 +1,213 @@
+//! A differential check: random filters, orders and limits evaluated by an in-memory reference and by each
+//! backend give the same rows in the same order.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use crate::helpers::{TestDb, backend_tests};
+
+backend_tests!(random_filters_match_the_reference);
+
+const TEXTS: [&str; 6] = ["a", "B", "ab", "Ä", "中", "b"];
+
+fn pick<T: Clone>(rng: &mut fastrand::Rng, xs: &[T]) -> T {
+    xs[rng.usize(..xs.len())].clone()
+}
+
+/// A random value for field `f`; `nullable` fields are sometimes null.
+fn value(rng: &mut fastrand::Rng, f: &str) -> Value {
+    match f {
+        "chat_id" => json!(pick(rng, &["c1", "c2", "c3"])),
+        "time" => json!(100.0 + rng.u32(0..8) as f64 * 0.5),
+        "interest_value" => json!(rng.u32(0..4) as f64 / 4.0),
+        "memorized_times" => json!(rng.i32(-2..3)),
+        "is_emoji" => json!(rng.bool()),
+        _ => json!(pick(rng, &TEXTS)),
+    }
+}
+
+const FIELDS: [(&str, bool); 7] = [
+    ("chat_id", false),
+    ("time", false),
+    ("interest_value", true),
+    ("memorized_times", false),
+    ("is_emoji", false),
+    ("user_id", true),
+    ("priority_mode", true),
+];
+
+fn cmp(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        (Value::Number(x), Value::Number(y)) => x.as_f64().unwrap().total_cmp(&y.as_f64().unwrap()),
+        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => panic!("mixed types {a} {b}"),
+    }
+}
+
+fn matches_op(v: &Value, op: &str, x: &Value) -> bool {
+    if op == "$ne" && x.is_null() {
+        return !v.is_null();
+    }
+    if op == "$nin" && x.as_array().unwrap().is_empty() {
+        return true;
+    }
+    if v.is_null() {
+        return false;
+    }
+    match op {
+        "$ne" => cmp(v, x) != Ordering::Equal,
+        "$gt" => cmp(v, x) == Ordering::Greater,
+        "$gte" => cmp(v, x) != Ordering::Less,
+        "$lt" => cmp(v, x) == Ordering::Less,
+        "$lte" => cmp(v, x) != Ordering::Greater,
+        "$in" => x
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|y| cmp(v, y) == Ordering::Equal),
+        "$nin" => !x
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|y| cmp(v, y) == Ordering::Equal),
+        _ => unreachable!(),
+    }
+}
+
+fn reference(
+    rows: &[Map<String, Value>],
+    filter: &Map<String, Value>,
+    order: &[String],
+    limit: Option<u64>,
+) -> Vec<i64> {
+    let mut out: Vec<&Map<String, Value>> = rows
+        .iter()
+        .filter(|r| {
+            filter.iter().all(|(f, cond)| {
+                let v = &r[f];
+                match cond {
+                    Value::Null => v.is_null(),
+                    Value::Object(ops) => ops.iter().all(|(op, x)| matches_op(v, op, x)),
+                    x => !v.is_null() && cmp(v, x) == Ordering::Equal,
+                }
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        for o in order {
+            let (f, desc) = o
+                .strip_prefix('-')
+                .map_or((o.as_str(), false), |f| (f, true));
+            let c = cmp(&a[f], &b[f]);
+            let c = if desc { c.reverse() } else { c };
+            if c != Ordering::Equal {
+                return c;
+            }
+        }
+        a["id"].as_i64().cmp(&b["id"].as_i64())
+    });
+    let ids = out.iter().map(|r| r["id"].as_i64().unwrap());
+    match limit {
+        Some(l) if l > 0 => ids.take(l as usize).collect(),
+        _ => ids.collect(),
+    }
+}
+
+fn random_filter(rng: &mut fastrand::Rng) -> Map<String, Value> {
+    let mut f = Map::new();
+    for _ in 0..rng.usize(0..4) {
+        let (field, nullable) = pick(rng, &FIELDS);
+        let cond = match rng.u32(0..10) {
+            0 if nullable => Value::Null,
+            0 | 1 => value(rng, field),
+            _ => {
+                let mut ops = Map::new();
+                for _ in 0..rng.usize(1..3) {
+                    let op = pick(rng, &["$gt", "$gte", "$lt", "$lte", "$ne", "$in", "$nin"]);
+                    let x = match op {
+                        "$in" | "$nin" => {
+                            Value::Array((0..rng.usize(0..4)).map(|_| value(rng, field)).collect())
+                        }
+                        "$ne" if nullable && rng.u32(0..4) == 0 => Value::Null,
+                        _ => value(rng, field),
+                    };
+                    ops.insert(op.to_owned(), x);
+                }
+                Value::Object(ops)
+            }
+        };
+        f.insert(field.to_owned(), cond);
+    }
+    f
+}
+
+async fn random_filters_match_the_reference(t: &TestDb) {
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut rows = vec![];
+    for i in 0..80 {
+        let mut data = json!({
+            "message_id": format!("m{i}"), "chat_info_stream_id": "s", "chat_info_platform": "qq",
+            "chat_info_user_platform": "qq", "chat_info_user_id": "u", "chat_info_user_nickname": "n",
+            "chat_info_create_time": 1.0, "chat_info_last_active_time": 1.0,
+        });
+        for (f, nullable) in FIELDS {
+            data[f] = if nullable && rng.u32(0..4) == 0 {
+                Value::Null
+            } else {
+                value(&mut rng, f)
+            };
+        }
+        rows.push(t.db.create("Messages", &data).await.unwrap());
+    }
+    for case in 0..300 {
+        let filter = random_filter(&mut rng);
+        let order: Vec<String> = (0..rng.usize(0..3))
+            .map(|_| {
+                format!(
+                    "{}{}",
+                    if rng.bool() { "-" } else { "" },
+                    pick(&mut rng, &FIELDS).0
+                )
+            })
+            .collect();
+        let limit = if rng.bool() {
+            Some(rng.u64(0..10))
+        } else {
+            None
+        };
+        let want = reference(&rows, &filter, &order, limit);
+        let order_refs: Vec<&str> = order.iter().map(String::as_str).collect();
+        let got: Vec<i64> =
+            t.db.find(
+                "Messages",
+                &Value::Object(filter.clone()),
+                &order_refs,
+                limit,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "case {case}: filter {} order {order:?} limit {limit:?}",
+            Value::Object(filter)
+        );
+        let n =
+            t.db.count("Messages", &Value::Object(filter.clone()))
+                .await
+                .unwrap();
+        assert_eq!(
+            n as usize,
+            reference(&rows, &filter, &[], None).len(),
+            "count, case {case}"
+        );
+    }
+}

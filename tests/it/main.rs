@@ -1,0 +1,12 @@
+//! The integration tests: one binary, a fresh database per test, the same suite on every backend under
+//! test (SQLite always; PostgreSQL and MySQL when their URLs are set).
+
+mod helpers;
+
+mod compat;
+mod crud;
+mod differential;
+mod errors;
+mod models;
+mod schema;
+mod typed;

@@ -1,0 +1,231 @@
+//! The schema contract: the migrated schema matches `docs/schema.md`; a database created from the bot's own
+//! DDL opens and works; `migrate down` then `up` leaves an equal schema.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use botdb::sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use botdb::{Db, Settings};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestDb, backend_tests, required_data};
+
+backend_tests!(migrate_down_then_up_leaves_an_equal_schema);
+
+/// (table → [(column, sqlite type, not null)], table → {index name → (columns, unique)}) from schema.md.
+type Spec = (
+    BTreeMap<String, Vec<(String, String, bool)>>,
+    BTreeMap<String, BTreeMap<String, (Vec<String>, bool)>>,
+);
+
+fn parse_spec() -> Spec {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
+    let (mut cols, mut idx) = (BTreeMap::new(), BTreeMap::new());
+    let mut table = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("### `") {
+            table = rest
+                .split("table `")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('`')
+                .to_owned();
+        } else if !table.is_empty() && line.starts_with("| ") && !line.starts_with("| column") {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let ty = if cells[5] == "PK" {
+                "INTEGER".to_owned()
+            } else {
+                cells[1].to_owned()
+            };
+            cols.entry(table.clone()).or_insert_with(Vec::new).push((
+                cells[0].to_owned(),
+                ty,
+                cells[3] == "NOT NULL",
+            ));
+        } else if let Some(rest) = line.strip_prefix("Indexes (name(cols)): ") {
+            let m: &mut BTreeMap<String, (Vec<String>, bool)> =
+                idx.entry(table.clone()).or_default();
+            for part in rest.split("; ") {
+                let name = part.split('`').nth(1).unwrap().to_owned();
+                let inner = part.split('(').nth(1).unwrap().split(')').next().unwrap();
+                let cs = inner.split(',').map(|c| c.trim().to_owned()).collect();
+                let unique = part
+                    .split(')')
+                    .nth(1)
+                    .is_some_and(|rest| rest.trim_start().starts_with("UNIQUE"));
+                m.insert(name, (cs, unique));
+            }
+        }
+    }
+    (cols, idx)
+}
+
+async fn rows(conn: &impl ConnectionTrait, sql: &str) -> Vec<botdb::sea_orm::QueryResult> {
+    conn.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .unwrap()
+}
+
+/// Compares a SQLite database's tables, columns and indexes with the contract.
+async fn assert_matches_spec(conn: &impl ConnectionTrait, own_indexes: usize) {
+    let (spec_cols, spec_idx) = parse_spec();
+    assert_eq!(spec_cols.len(), 25);
+    for (table, cols) in &spec_cols {
+        let got: Vec<(String, String, bool)> = rows(conn, &format!("PRAGMA table_info({table})"))
+            .await
+            .iter()
+            .map(|r| {
+                let name: String = r.try_get_by_index(1).unwrap();
+                let ty: String = r.try_get_by_index(2).unwrap();
+                let pk: i32 = r.try_get_by_index(5).unwrap();
+                let notnull: i32 = r.try_get_by_index(3).unwrap();
+                (name, ty.to_uppercase(), notnull == 1 || pk == 1)
+            })
+            .collect();
+        assert_eq!(&got, cols, "columns of {table}");
+        let mut got_idx = BTreeMap::new();
+        for r in rows(conn, &format!("PRAGMA index_list({table})")).await {
+            let name: String = r.try_get_by_index(1).unwrap();
+            let unique: i32 = r.try_get_by_index(2).unwrap();
+            let icols: Vec<String> = rows(conn, &format!("PRAGMA index_info({name})"))
+                .await
+                .iter()
+                .map(|c| c.try_get_by_index(2).unwrap())
+                .collect();
+            got_idx.insert(name, (icols, unique == 1));
+        }
+        for (name, want) in &spec_idx[table] {
+            assert_eq!(got_idx.get(name), Some(want), "index {name} on {table}");
+        }
+    }
+    // botdb's own hot-path indexes.
+    let extra = rows(
+        conn,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_botdb_%'",
+    )
+    .await;
+    assert_eq!(extra.len(), own_indexes);
+    // images.path is a table-level UNIQUE constraint.
+    let sql: String = rows(conn, "SELECT sql FROM sqlite_master WHERE name = 'images'").await[0]
+        .try_get_by_index(0)
+        .unwrap();
+    assert!(
+        sql.contains("UNIQUE (\"path\")") || sql.contains("UNIQUE (path)"),
+        "{sql}"
+    );
+}
+
+#[tokio::test]
+async fn migrated_sqlite_schema_matches_the_contract() {
+    let t = crate::helpers::open(Backend::Sqlite).await.unwrap();
+    assert_matches_spec(t.db.engine().reader(), 3).await;
+    let report = t.db.check().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    t.close().await;
+}
+
+#[tokio::test]
+async fn a_database_created_by_the_bot_opens_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bot.sqlite?mode=rwc", dir.path().display());
+    // The bot creates its database and writes a row as it does (a DATETIME without a fraction).
+    let raw = Database::connect(&url).await.unwrap();
+    raw.execute_unprepared(include_str!("../fixtures/bot_schema.sql"))
+        .await
+        .unwrap();
+    raw.execute_unprepared(
+        "INSERT INTO llm_usage (model_name, model_assign_name, model_api_provider, user_id, request_type, endpoint, \
+         prompt_tokens, completion_tokens, time_cost, total_tokens, cost, status, timestamp) \
+         VALUES ('m', 'a', 'p', 'u', 'chat', '/', 1, 2, NULL, 3, 0.5, 'ok', '2025-01-02 03:04:05')",
+    )
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+    assert_matches_spec(&Database::connect(&url).await.unwrap(), 0).await;
+
+    let db = Db::open(Settings::for_url(&url)).await.unwrap();
+    assert!(db.check().await.unwrap().ok());
+    let rows = db.find("LLMUsage", &json!({}), &[], None).await.unwrap();
+    assert_eq!(rows[0]["timestamp"], json!("2025-01-02 03:04:05.000000"));
+    assert_eq!(rows[0]["time_cost"], json!(null));
+    for m in botdb::core::registry::models() {
+        db.create(m.name, &required_data(m, 7))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+    }
+    assert_eq!(db.count("LLMUsage", &json!({})).await.unwrap(), 2);
+    db.shutdown().await;
+    // botdb's migration added its own indexes and nothing else changed.
+    assert_matches_spec(&Database::connect(&url).await.unwrap(), 3).await;
+}
+
+async fn schema_dump(t: &TestDb) -> BTreeSet<String> {
+    let conn = t.db.engine().reader();
+    let (backend, sqls): (DbBackend, &[&str]) = match t.backend {
+        Backend::Sqlite => (
+            DbBackend::Sqlite,
+            &[
+                "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master WHERE tbl_name NOT LIKE 'seaql%'",
+            ],
+        ),
+        Backend::Postgres => (
+            DbBackend::Postgres,
+            &[
+                "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(character_maximum_length::text, '') FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT LIKE 'seaql%'",
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT LIKE 'seaql%'",
+            ],
+        ),
+        Backend::Mysql => (
+            DbBackend::MySql,
+            &[
+                "SELECT CONCAT(table_name, '.', column_name, ' ', column_type, ' ', is_nullable) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name NOT LIKE 'seaql%'",
+                "SELECT CONCAT(table_name, ' ', index_name, ' ', column_name, ' ', non_unique) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name NOT LIKE 'seaql%'",
+            ],
+        ),
+    };
+    let mut out = BTreeSet::new();
+    for sql in sqls {
+        for r in conn
+            .query_all_raw(Statement::from_string(backend, *sql))
+            .await
+            .unwrap()
+        {
+            out.insert(r.try_get_by_index::<String>(0).unwrap());
+        }
+    }
+    out
+}
+
+async fn migrate_down_then_up_leaves_an_equal_schema(t: &TestDb) {
+    let before = schema_dump(t).await;
+    assert!(
+        before.len() > 100,
+        "the dump sees the schema ({} lines)",
+        before.len()
+    );
+    // Floats are double precision on every backend.
+    match t.backend {
+        Backend::Postgres => assert!(
+            before
+                .iter()
+                .any(|l| l.starts_with("messages.time double precision NO"))
+        ),
+        Backend::Mysql => assert!(
+            before
+                .iter()
+                .any(|l| l.starts_with("messages.time double NO"))
+        ),
+        Backend::Sqlite => {}
+    }
+    t.db.migrate_down(Some(1)).await.unwrap();
+    let report = t.db.check().await.unwrap();
+    assert_eq!(report.missing_tables.len(), 25, "down drops every table");
+    assert_eq!(report.pending_migrations.len(), 1);
+    let left = schema_dump(t).await;
+    assert!(left.is_empty(), "{left:?}");
+    t.db.migrate_up(None).await.unwrap();
+    assert_eq!(schema_dump(t).await, before);
+    let status = t.db.migrate_status().await.unwrap();
+    assert!(status.iter().all(|m| m.applied));
+    assert!(t.db.check().await.unwrap().ok());
+}
