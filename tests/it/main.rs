@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod compat;
 mod crud;
 mod differential;

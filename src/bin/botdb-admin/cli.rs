@@ -1,0 +1,127 @@
+//! The command line of `botdb-admin`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Maintenance of a botdb database (SQLite by default, PostgreSQL or MySQL by URL).
+///
+/// Results are printed as JSON on stdout; logs (RUST_LOG) go to stderr. Exit code 0 on success, 1 on an
+/// error (one line on stderr), 2 when `check` finds a problem.
+#[derive(Debug, Parser)]
+#[command(name = "botdb-admin", version)]
+pub struct Args {
+    /// Configuration directory (default.toml, then <BOTDB_PROFILE>.toml). Without it, built-in defaults
+    /// and BOTDB__SECTION__KEY environment variables apply.
+    #[arg(long, global = true, env = "BOTDB_CONFIG_DIR", value_name = "DIR")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the configuration (its password is never printed).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply, revert or report migrations.
+    Migrate {
+        /// The migration action.
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// The 25 models of the model mapping with their tables and columns.
+    Models,
+    /// Run one name-based query and print exactly what `db_query` returns.
+    Query {
+        /// Model name, e.g. Messages.
+        model: String,
+        /// get, create, update, delete or count.
+        #[arg(long = "type", default_value = "get")]
+        query_type: String,
+        /// Filter as JSON, e.g. '{"chat_id": "abc", "time": {"$gt": 1700000000}}'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Data as JSON (create, update).
+        #[arg(long)]
+        data: Option<String>,
+        /// Order by a column, '-' for descending; repeatable.
+        #[arg(long = "order-by", allow_hyphen_values = true)]
+        order_by: Vec<String>,
+        /// At most N rows (0: no limit).
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Return the first row or null.
+        #[arg(long)]
+        single: bool,
+    },
+    /// Upsert like `db_save` and print the row.
+    Save {
+        /// Model name.
+        model: String,
+        /// The row's fields as JSON.
+        #[arg(long)]
+        data: String,
+        /// Key field to look the row up by.
+        #[arg(long, requires = "key_value")]
+        key_field: Option<String>,
+        /// Key value as JSON (e.g. '"abc"' or 42).
+        #[arg(long, requires = "key_field")]
+        key_value: Option<String>,
+    },
+    /// Store one action record like `store_action_info` and print it.
+    StoreAction {
+        /// The chat stream as JSON, with at least stream_id and platform.
+        #[arg(long)]
+        chat_stream: Option<String>,
+        /// action_name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// action_data as JSON.
+        #[arg(long)]
+        data: Option<String>,
+        /// action_prompt_display.
+        #[arg(long, default_value = "")]
+        display: String,
+        /// action_done.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        done: bool,
+        /// action_build_into_prompt.
+        #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+        build_into_prompt: bool,
+        /// thinking_id (the action id when non-empty).
+        #[arg(long, default_value = "")]
+        thinking_id: String,
+    },
+    /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
+    Check,
+    /// Rows (and on SQLite, bytes) per table.
+    Stats,
+}
+
+/// Migration actions.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply pending migrations.
+    Up {
+        /// Only this many.
+        #[arg(short = 'n', long)]
+        steps: Option<u32>,
+    },
+    /// Revert applied migrations (the last one by default).
+    Down {
+        /// How many to revert.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// Every migration and whether it is applied.
+    Status,
+    /// Drop every table and re-apply every migration. Destroys all data.
+    Fresh {
+        /// Confirm the destruction.
+        #[arg(long)]
+        yes: bool,
+    },
+}

@@ -1,0 +1,104 @@
+//! What each `botdb-admin` command does.
+
+use std::process::ExitCode;
+
+use botdb::{ActionInfo, Compat, Db, Error, Result, Settings};
+use serde_json::{Value, json};
+
+use crate::cli::{Args, Command, MigrateAction};
+
+fn parse_json(what: &str, s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
+}
+
+fn print(v: &impl serde::Serialize) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if let Some(url) = &args.database_url {
+        settings.database.url = botdb::DatabaseUrl::new(url.clone());
+    }
+    settings.database.run_migrations &= run_migrations;
+    Db::open(settings).await
+}
+
+/// Runs the command; `Ok` carries the exit code (2 for a failed check).
+pub async fn run(args: Args) -> Result<ExitCode> {
+    if let Command::Models = args.command {
+        let models: Vec<Value> = botdb::core::registry::models()
+            .iter()
+            .map(|m| {
+                json!({"model": m.name, "table": m.table,
+                    "columns": m.columns.iter().map(|c| c.name).collect::<Vec<_>>()})
+            })
+            .collect();
+        print(&models)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Migration commands and `check` must see the schema as it is, not migrate it first.
+    let migrate_first = !matches!(args.command, Command::Migrate { .. } | Command::Check);
+    let db = open(&args, migrate_first).await?;
+    let code = execute(&db, args.command).await;
+    db.shutdown().await;
+    code
+}
+
+async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
+    let compat = Compat(db.clone());
+    match command {
+        Command::Models => unreachable!("handled before opening a database"),
+        Command::Migrate { action } => {
+            match action {
+                MigrateAction::Up { steps } => db.migrate_up(steps).await?,
+                MigrateAction::Down { steps } => db.migrate_down(Some(steps)).await?,
+                MigrateAction::Status => {}
+                MigrateAction::Fresh { yes: false } => {
+                    return Err(Error::InvalidRequest(
+                        "`migrate fresh` drops every table and all data; add --yes to confirm".into(),
+                    ));
+                }
+                MigrateAction::Fresh { yes: true } => db.migrate_fresh().await?,
+            }
+            print(&db.migrate_status().await?)?;
+        }
+        Command::Query { model, query_type, filter, data, order_by, limit, single } => {
+            let filter = filter.map(|f| parse_json("filter", &f)).transpose()?;
+            let data = data.map(|d| parse_json("data", &d)).transpose()?;
+            let out = compat
+                .db_query(&model, &query_type, filter.as_ref(), data.as_ref(), limit, Some(&order_by), single)
+                .await?;
+            print(&out)?;
+        }
+        Command::Save { model, data, key_field, key_value } => {
+            let data = parse_json("data", &data)?;
+            let key_value = key_value.map(|k| parse_json("key-value", &k)).transpose()?;
+            print(&compat.db_save(&model, &data, key_field.as_deref(), key_value.as_ref()).await?)?;
+        }
+        Command::StoreAction { chat_stream, name, data, display, done, build_into_prompt, thinking_id } => {
+            let info = ActionInfo {
+                chat_stream: chat_stream.map(|c| parse_json("chat-stream", &c)).transpose()?,
+                action_build_into_prompt: build_into_prompt,
+                action_prompt_display: display,
+                action_done: done,
+                thinking_id,
+                action_data: data.map(|d| parse_json("data", &d)).transpose()?.unwrap_or_else(|| json!({})),
+                action_name: name,
+            };
+            print(&compat.store_action_info(&info).await?)?;
+        }
+        Command::Check => {
+            let report = db.check().await?;
+            print(&report)?;
+            if !report.ok() {
+                eprintln!("error: check found a problem (see the report on stdout)");
+                return Ok(ExitCode::from(2));
+            }
+        }
+        Command::Stats => print(&db.stats().await?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
