@@ -19,7 +19,10 @@ fn key(i: usize) -> String {
 
 fn setup(rt: &tokio::runtime::Runtime) -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::for_url(format!("sqlite://{}/bench.sqlite?mode=rwc", dir.path().display()));
+    let settings = Settings::for_url(format!(
+        "sqlite://{}/bench.sqlite?mode=rwc",
+        dir.path().display()
+    ));
     let db = rt.block_on(async {
         let db = Db::open(settings).await.unwrap();
         for chunk in (0..PEOPLE).collect::<Vec<_>>().chunks(1000) {
@@ -39,7 +42,10 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Db, tempfile::TempDir) {
 }
 
 fn point_read(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (db, _dir) = setup(&rt);
     let mut g = c.benchmark_group("point_read_person_by_key");
     let mut i = 0usize;
@@ -48,7 +54,14 @@ fn point_read(c: &mut Criterion) {
             i = (i + 7919) % PEOPLE;
             let filter = json!({ "person_id": key(i) });
             let db = &db;
-            async move { black_box(db.find_one("PersonInfo", &filter, &[]).await.unwrap().unwrap()) }
+            async move {
+                black_box(
+                    db.find_one("PersonInfo", &filter, &[])
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                )
+            }
         })
     });
     let conn = db.engine().reader().clone();

@@ -123,7 +123,7 @@ impl Filter {
                 }),
             }
         }
-        conds.sort_by(|a, b| (a.column, a.op).cmp(&(b.column, b.op)));
+        conds.sort_by_key(|c| (c.column, c.op));
         Ok(Filter { conds })
     }
 
@@ -134,8 +134,7 @@ impl Filter {
             op: Op::Eq,
             values: vec![value],
         });
-        self.conds
-            .sort_by(|a, b| (a.column, a.op).cmp(&(b.column, b.op)));
+        self.conds.sort_by_key(|c| (c.column, c.op));
         self
     }
 

@@ -28,7 +28,8 @@ pub struct TestDb {
     pub backend: Backend,
     /// Server URL and database name to drop at the end (PostgreSQL/MySQL).
     drop: Option<(String, String)>,
-    pub dir: Option<tempfile::TempDir>,
+    /// Keeps a SQLite database's folder alive until the test ends.
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn unique_name() -> String {
@@ -98,7 +99,7 @@ pub async fn open(backend: Backend) -> Option<TestDb> {
         db,
         backend,
         drop,
-        dir,
+        _dir: dir,
     })
 }
 
@@ -160,7 +161,7 @@ pub fn sample(kind: botdb::core::registry::Kind, i: i64) -> serde_json::Value {
     match kind {
         Kind::Id | Kind::Int => json!(i),
         Kind::Float => json!(1_700_000_000.25 + i as f64),
-        Kind::Bool => json!(i % 2 == 0),
+        Kind::Bool => json!(i.rem_euclid(2) == 0),
         Kind::Text => json!(format!("v{i}")),
         Kind::DateTime => json!(format!("2025-06-0{} 12:34:56.123456", 1 + i % 9)),
     }

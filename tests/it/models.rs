@@ -63,7 +63,7 @@ fn edge_value(kind: Kind, max_len: Option<u32>, variant: usize) -> Value {
         Kind::Id => unreachable!(),
         Kind::Int => json!([i32::MAX, i32::MIN, 0][variant % 3]),
         Kind::Float => json!([1_712_345_678.123_456_7, -0.000_123_456_789, 1e300][variant % 3]),
-        Kind::Bool => json!(variant % 2 == 0),
+        Kind::Bool => json!(variant.is_multiple_of(2)),
         Kind::DateTime => json!(
             [
                 "2025-12-31 23:59:59.999999",
