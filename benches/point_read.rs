@@ -19,17 +19,12 @@ fn key(i: usize) -> String {
 
 fn setup(rt: &tokio::runtime::Runtime) -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::for_url(format!(
-        "sqlite://{}/bench.sqlite?mode=rwc",
-        dir.path().display()
-    ));
+    let settings = Settings::for_url(format!("sqlite://{}/bench.sqlite?mode=rwc", dir.path().display()));
     let db = rt.block_on(async {
         let db = Db::open(settings).await.unwrap();
         for chunk in (0..PEOPLE).collect::<Vec<_>>().chunks(1000) {
-            let rows: Vec<String> = chunk
-                .iter()
-                .map(|&i| format!("('{}', 'qq', '{}', 'nick{i}', 50)", key(i), 100_000 + i))
-                .collect();
+            let rows: Vec<String> =
+                chunk.iter().map(|&i| format!("('{}', 'qq', '{}', 'nick{i}', 50)", key(i), 100_000 + i)).collect();
             let sql = format!(
                 "INSERT INTO person_info (person_id, platform, user_id, nickname, attitude) VALUES {}",
                 rows.join(",")
@@ -42,10 +37,7 @@ fn setup(rt: &tokio::runtime::Runtime) -> (Db, tempfile::TempDir) {
 }
 
 fn point_read(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (db, _dir) = setup(&rt);
     let mut g = c.benchmark_group("point_read_person_by_key");
     let mut i = 0usize;
@@ -54,14 +46,7 @@ fn point_read(c: &mut Criterion) {
             i = (i + 7919) % PEOPLE;
             let filter = json!({ "person_id": key(i) });
             let db = &db;
-            async move {
-                black_box(
-                    db.find_one("PersonInfo", &filter, &[])
-                        .await
-                        .unwrap()
-                        .unwrap(),
-                )
-            }
+            async move { black_box(db.find_one("PersonInfo", &filter, &[]).await.unwrap().unwrap()) }
         })
     });
     let conn = db.engine().reader().clone();

@@ -38,12 +38,7 @@ impl DatabaseUrl {
             if let Some(at) = rest[..auth_end].rfind('@') {
                 let userinfo = &rest[..at];
                 if let Some(colon) = userinfo.find(':') {
-                    return format!(
-                        "{}{}:***{}",
-                        &s[..scheme_end + 3],
-                        &userinfo[..colon],
-                        &rest[at..]
-                    );
+                    return format!("{}{}:***{}", &s[..scheme_end + 3], &userinfo[..colon], &rest[at..]);
                 }
             }
         }
@@ -126,10 +121,7 @@ impl Default for DatabaseSettings {
 impl DatabaseSettings {
     /// Settings for `url` with every other value at its default.
     pub fn for_url(url: impl Into<String>) -> Self {
-        Self {
-            url: DatabaseUrl::new(url),
-            ..Self::default()
-        }
+        Self { url: DatabaseUrl::new(url), ..Self::default() }
     }
 
     /// The retry policy these settings describe.
@@ -142,20 +134,125 @@ impl DatabaseSettings {
     }
 }
 
+/// One model's cache policy (`[cache.models.<ModelName>]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelCachePolicy {
+    /// Cache this model's reads. Default: true.
+    pub enabled: Option<bool>,
+    /// L2 and Redis TTL of this model's entries in ms. Default: `cache.l2_ttl_ms`.
+    pub ttl_ms: Option<u64>,
+}
+
+/// The optional Redis tier shared by several bot processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`; absent: no Redis tier, and no cross-process invalidation. Default: absent.
+    pub url: Option<DatabaseUrl>,
+    /// Prefix of every key and of the invalidation channel. Default: `botdb`.
+    pub key_prefix: String,
+    /// Timeout of one Redis call in ms; a slower answer counts as a miss. Default: 50.
+    pub timeout_ms: u64,
+    /// Pooled connections (deadpool-redis) for (re)connection. Default: 4.
+    pub pool_size: usize,
+    /// Consecutive failures that open the circuit breaker. Default: 3.
+    pub breaker_failures: u32,
+    /// How long an open breaker skips Redis before one probe, in ms. Default: 1000.
+    pub breaker_cooldown_ms: u64,
+    /// TTL of a Redis entry in ms (`SET … PX`). Default: 300000.
+    pub ttl_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "botdb".into(),
+            timeout_ms: 50,
+            pool_size: 4,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 1000,
+            ttl_ms: 300_000,
+        }
+    }
+}
+
+/// The read cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Cache reads at all. Default: true.
+    pub enabled: bool,
+    /// L1 (small, hot) capacity in entries. Default: 10000.
+    pub l1_max_entries: u64,
+    /// L1 time to live in ms. Default: 30000.
+    pub l1_ttl_ms: u64,
+    /// L2 capacity in bytes of cached rows (estimated); the memory bound. Default: 67108864 (64 MiB).
+    pub l2_max_bytes: u64,
+    /// L2 time to live in ms. Default: 300000.
+    pub l2_ttl_ms: u64,
+    /// Time to live of empty results (negative caching) in ms, in every layer. Default: 5000.
+    pub negative_ttl_ms: u64,
+    /// Rows kept per partition window (a chat's latest messages) that answer recent-history reads with a
+    /// time bound and a limit up to this size. Default: 64.
+    pub window_rows: u64,
+    /// Per-model policy, keyed by model name. Default: every model cached with the layer TTLs.
+    pub models: std::collections::BTreeMap<String, ModelCachePolicy>,
+    /// The Redis tier.
+    pub redis: RedisSettings,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            l1_max_entries: 10_000,
+            l1_ttl_ms: 30_000,
+            l2_max_bytes: 64 << 20,
+            l2_ttl_ms: 300_000,
+            negative_ttl_ms: 5_000,
+            window_rows: 64,
+            models: Default::default(),
+            redis: RedisSettings::default(),
+        }
+    }
+}
+
+/// The preloader that warms the most active chats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PreloadSettings {
+    /// Warm at start-up. Default: true.
+    pub enabled: bool,
+    /// How many of the most recently active chats to warm. Default: 20.
+    pub chats: u64,
+    /// Loads in flight at once while warming (below live reads). Default: 2.
+    pub concurrency: usize,
+}
+
+impl Default for PreloadSettings {
+    fn default() -> Self {
+        Self { enabled: true, chats: 20, concurrency: 2 }
+    }
+}
+
 /// All of botdb's settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The database.
     pub database: DatabaseSettings,
+    /// The read cache.
+    pub cache: CacheSettings,
+    /// The preloader.
+    pub preload: PreloadSettings,
 }
 
 impl Settings {
     /// Settings for `url` with every other value at its default.
     pub fn for_url(url: impl Into<String>) -> Self {
-        Self {
-            database: DatabaseSettings::for_url(url),
-        }
+        Self { database: DatabaseSettings::for_url(url), ..Self::default() }
     }
 
     /// Loads the layers: defaults, then `dir/default.toml` and `dir/<profile>.toml` when a directory is given
@@ -165,25 +262,18 @@ impl Settings {
     /// # Errors
     /// [`Error::Config`] for a missing directory, a malformed file, an unknown key or a wrong type.
     pub fn load(dir: Option<&Path>) -> Result<Settings> {
-        let dir: Option<PathBuf> = dir
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("BOTDB_CONFIG_DIR").map(PathBuf::from));
+        let dir: Option<PathBuf> =
+            dir.map(Path::to_path_buf).or_else(|| std::env::var_os("BOTDB_CONFIG_DIR").map(PathBuf::from));
         let mut fig = Figment::new();
         if let Some(dir) = &dir {
             if !dir.is_dir() {
-                return Err(Error::Config(format!(
-                    "config directory {} does not exist",
-                    dir.display()
-                )));
+                return Err(Error::Config(format!("config directory {} does not exist", dir.display())));
             }
             fig = fig.merge(Toml::file(dir.join("default.toml")));
             if let Ok(profile) = std::env::var("BOTDB_PROFILE") {
                 let file = dir.join(format!("{profile}.toml"));
                 if !file.is_file() {
-                    return Err(Error::Config(format!(
-                        "BOTDB_PROFILE={profile} but {} is missing",
-                        file.display()
-                    )));
+                    return Err(Error::Config(format!("BOTDB_PROFILE={profile} but {} is missing", file.display())));
                 }
                 fig = fig.merge(Toml::file(file));
             }
@@ -202,32 +292,18 @@ mod tests {
         let u = DatabaseUrl::new("postgres://bot:s3cret@db:5432/bot");
         assert_eq!(format!("{u:?}"), "\"postgres://bot:***@db:5432/bot\"");
         assert_eq!(u.to_string(), "postgres://bot:***@db:5432/bot");
-        assert_eq!(
-            DatabaseUrl::new("sqlite://data/x.sqlite").redacted(),
-            "sqlite://data/x.sqlite"
-        );
+        assert_eq!(DatabaseUrl::new("sqlite://data/x.sqlite").redacted(), "sqlite://data/x.sqlite");
     }
 
     #[test]
     fn config_dir_layers_and_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("default.toml"),
-            "[database]\nbusy_timeout_ms = 42\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("default.toml"), "[database]\nbusy_timeout_ms = 42\n").unwrap();
         let s = Settings::load(Some(dir.path())).unwrap();
         assert_eq!(s.database.busy_timeout_ms, 42);
         assert_eq!(s.database.sqlite_synchronous, Synchronous::Full);
-        std::fs::write(
-            dir.path().join("default.toml"),
-            "[database]\nbusy_timeout = 42\n",
-        )
-        .unwrap();
-        assert!(matches!(
-            Settings::load(Some(dir.path())),
-            Err(Error::Config(_))
-        ));
+        std::fs::write(dir.path().join("default.toml"), "[database]\nbusy_timeout = 42\n").unwrap();
+        assert!(matches!(Settings::load(Some(dir.path())), Err(Error::Config(_))));
         assert!(Settings::load(Some(&dir.path().join("nope"))).is_err());
     }
 
@@ -237,9 +313,7 @@ mod tests {
         let fig = Figment::new().merge(Toml::file(dir.join("default.toml")));
         let s: Settings = fig.extract().unwrap();
         assert_eq!(s.database.url, Settings::default().database.url);
-        let fig = Figment::new()
-            .merge(Toml::file(dir.join("default.toml")))
-            .merge(Toml::file(dir.join("test.toml")));
+        let fig = Figment::new().merge(Toml::file(dir.join("default.toml"))).merge(Toml::file(dir.join("test.toml")));
         let _: Settings = fig.extract().unwrap();
     }
 }

@@ -54,6 +54,7 @@
 pub mod api;
 pub mod config;
 pub mod core;
+pub mod optimization;
 pub mod utils;
 
 pub use entities;
@@ -64,12 +65,11 @@ pub use api::db::{CheckReport, Db, TableStats};
 pub use api::named::{QueryOutput, QueryRequest, QueryType};
 pub use api::typed::Where;
 pub use config::{DatabaseSettings, DatabaseUrl, Settings, Synchronous};
-pub use core::value::Row;
+pub use core::value::{Row, Rows};
+pub use optimization::cache::CacheStats;
 pub use utils::error::{Error, Result};
 
 /// The names most callers need.
 pub mod prelude {
-    pub use crate::{
-        ActionInfo, Db, Error, QueryOutput, QueryRequest, QueryType, Result, Row, Settings, Where,
-    };
+    pub use crate::{ActionInfo, Db, Error, QueryOutput, QueryRequest, QueryType, Result, Row, Settings, Where};
 }

@@ -58,9 +58,7 @@ fn create_table(backend: DbBackend, table: &TableV1) -> TableCreateStatement {
         stmt.index(Index::create().unique().col(Alias::new(unique)));
     }
     if backend == DbBackend::MySql {
-        stmt.engine("InnoDB")
-            .character_set("utf8mb4")
-            .collate("utf8mb4_bin");
+        stmt.engine("InnoDB").character_set("utf8mb4").collate("utf8mb4_bin");
     }
     stmt.to_owned()
 }
@@ -98,28 +96,13 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in TABLES.iter().rev() {
-            manager
-                .drop_table(
-                    Table::drop()
-                        .table(Alias::new(table.name))
-                        .if_exists()
-                        .to_owned(),
-                )
-                .await?;
+            manager.drop_table(Table::drop().table(Alias::new(table.name)).if_exists().to_owned()).await?;
         }
         Ok(())
     }
 }
 
-async fn index_exists(
-    manager: &SchemaManager<'_>,
-    table: &str,
-    idx: &IndexCreateStatement,
-) -> Result<bool, DbErr> {
-    let name = idx
-        .get_index_spec()
-        .get_name()
-        .unwrap_or_default()
-        .to_owned();
+async fn index_exists(manager: &SchemaManager<'_>, table: &str, idx: &IndexCreateStatement) -> Result<bool, DbErr> {
+    let name = idx.get_index_spec().get_name().unwrap_or_default().to_owned();
     manager.has_index(table, &name).await
 }

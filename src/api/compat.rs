@@ -19,24 +19,16 @@ static HANDLE: RwLock<Option<Db>> = RwLock::new(None);
 
 /// Installs the handle the free functions use, replacing any earlier one (which is returned).
 pub fn install(db: Db) -> Option<Db> {
-    HANDLE
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .replace(db)
+    HANDLE.write().unwrap_or_else(std::sync::PoisonError::into_inner).replace(db)
 }
 
 /// Removes the installed handle.
 pub fn uninstall() -> Option<Db> {
-    HANDLE
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
+    HANDLE.write().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
 fn handle() -> Result<Compat> {
-    let guard = HANDLE
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let guard = HANDLE.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     guard.clone().map(Compat).ok_or(Error::NotInstalled)
 }
 
@@ -79,9 +71,7 @@ impl Default for ActionInfo {
 
 fn to_limit(limit: Option<i64>) -> Result<Option<u64>> {
     match limit {
-        Some(l) if l < 0 => Err(Error::InvalidRequest(format!(
-            "limit must be 0 (none) or positive, got {l}"
-        ))),
+        Some(l) if l < 0 => Err(Error::InvalidRequest(format!("limit must be 0 (none) or positive, got {l}"))),
         Some(l) => Ok(Some(l as u64)),
         None => Ok(None),
     }
@@ -130,9 +120,7 @@ impl Compat {
             (Some(f), Some(v)) => Some((f, v)),
             (None, None) => None,
             _ => {
-                return Err(Error::InvalidRequest(
-                    "db_save takes key_field and key_value together".into(),
-                ));
+                return Err(Error::InvalidRequest("db_save takes key_field and key_value together".into()));
             }
         };
         Ok(Value::Object(self.0.save(model_name, data, key).await?))
@@ -151,17 +139,7 @@ impl Compat {
         single_result: bool,
     ) -> Result<Value> {
         let filters = filters.cloned().unwrap_or(Value::Null);
-        Ok(self
-            .0
-            .get(
-                model_name,
-                &filters,
-                to_limit(limit)?,
-                order_by,
-                single_result,
-            )
-            .await?
-            .into_json())
+        Ok(self.0.get(model_name, &filters, to_limit(limit)?, order_by, single_result).await?.into_json())
     }
 
     /// `store_action_info(...)`: writes one `action_records` row (an upsert keyed on `action_id`) and returns it.
@@ -173,15 +151,12 @@ impl Compat {
             None | Some(Value::Null) => (String::new(), String::new()),
             Some(cs) => {
                 let field = |k: &str| {
-                    cs.get(k)
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .ok_or_else(|| {
-                            Error::InvalidRequest(format!(
-                                "chat_stream needs a string `{k}`, got {}",
-                                cs.get(k).map_or("nothing", json_kind)
-                            ))
-                        })
+                    cs.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
+                        Error::InvalidRequest(format!(
+                            "chat_stream needs a string `{k}`, got {}",
+                            cs.get(k).map_or("nothing", json_kind)
+                        ))
+                    })
                 };
                 (field("stream_id")?, field("platform")?)
             }
@@ -206,11 +181,7 @@ impl Compat {
             "chat_info_platform": platform,
         });
         let key = Value::String(action_id);
-        Ok(Value::Object(
-            self.0
-                .save("ActionRecords", &data, Some(("action_id", &key)))
-                .await?,
-        ))
+        Ok(Value::Object(self.0.save("ActionRecords", &data, Some(("action_id", &key))).await?))
     }
 }
 
@@ -227,17 +198,7 @@ pub async fn db_query(
     order_by: Option<&[String]>,
     single_result: bool,
 ) -> Result<Value> {
-    handle()?
-        .db_query(
-            model_name,
-            query_type,
-            filters,
-            data,
-            limit,
-            order_by,
-            single_result,
-        )
-        .await
+    handle()?.db_query(model_name, query_type, filters, data, limit, order_by, single_result).await
 }
 
 /// [`Compat::db_save`] on the installed handle.
@@ -250,9 +211,7 @@ pub async fn db_save(
     key_field: Option<&str>,
     key_value: Option<&Value>,
 ) -> Result<Value> {
-    handle()?
-        .db_save(model_name, data, key_field, key_value)
-        .await
+    handle()?.db_save(model_name, data, key_field, key_value).await
 }
 
 /// [`Compat::db_get`] on the installed handle.
@@ -266,9 +225,7 @@ pub async fn db_get(
     order_by: Option<&str>,
     single_result: bool,
 ) -> Result<Value> {
-    handle()?
-        .db_get(model_name, filters, limit, order_by, single_result)
-        .await
+    handle()?.db_get(model_name, filters, limit, order_by, single_result).await
 }
 
 /// [`Compat::store_action_info`] on the installed handle.

@@ -8,8 +8,12 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::core::engine::Engine;
+use crate::core::exec::{self, Select};
 use crate::core::migrate::{self, MigrationState};
 use crate::core::registry;
+use crate::core::value::{Row, Rows};
+use crate::optimization::cache::{Cache, CacheStats};
+use crate::optimization::preload::{self, PreloadReport};
 use crate::utils::error::{Error, Result};
 
 /// The botdb handle. Cheap to clone (an `Arc` inside); create one per database and share it.
@@ -22,6 +26,7 @@ pub struct Db {
 struct Inner {
     engine: Engine,
     settings: Settings,
+    cache: Cache,
 }
 
 /// Rows and (SQLite) size of one table.
@@ -67,10 +72,59 @@ impl Db {
         if settings.database.run_migrations {
             migrate::up(engine.writer(), None).await?;
         }
-        tracing::info!(url = %settings.database.url, backend = ?engine.backend(), "botdb opened");
-        Ok(Db {
-            inner: Arc::new(Inner { engine, settings }),
-        })
+        let cache = Cache::new(&settings.cache)?;
+        tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = cache.redis_state(), "botdb opened");
+        let db = Db { inner: Arc::new(Inner { engine, settings, cache }) };
+        if db.settings().preload.enabled && db.settings().database.run_migrations {
+            match db.preload(None).await {
+                Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
+                Err(e) => tracing::warn!(error = %e, "cache preload failed; starting cold"),
+            }
+        }
+        Ok(db)
+    }
+
+    /// The read cache.
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// Cache statistics since this handle opened.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Drops every cached entry here and, with Redis, in every process sharing it. Returns whether other
+    /// processes were told (false without Redis).
+    pub async fn flush_cache(&self) -> bool {
+        self.inner.cache.flush().await
+    }
+
+    /// Warms the cache for `chats` (or the most recently active ones): their recent history and stream.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the active chats cannot be listed.
+    pub async fn preload(&self, chats: Option<Vec<String>>) -> Result<PreloadReport> {
+        let load = self.loader();
+        let s = self.settings();
+        preload::warm(&self.inner.cache, self.engine().reader(), &s.preload, s.cache.window_rows, chats, &load).await
+    }
+
+    /// The cache's way to the database: a select on the reader pool.
+    pub(crate) fn loader(
+        &self,
+    ) -> impl Fn(Select) -> futures_util::future::BoxFuture<'static, Result<Vec<Row>>> + Send + Sync + 'static {
+        let reader = self.engine().reader().clone();
+        move |sel: Select| {
+            let reader = reader.clone();
+            Box::pin(async move { exec::select(&reader, &sel).await })
+        }
+    }
+
+    /// A read through the cache.
+    pub(crate) async fn select(&self, sel: &Select) -> Result<Rows> {
+        let load = self.loader();
+        self.inner.cache.read(sel, &load).await
     }
 
     /// The engine (connections and transactions) under this handle.
@@ -90,6 +144,7 @@ impl Db {
 
     /// Closes the pools. Calls made after this fail with a database error.
     pub async fn shutdown(&self) {
+        self.inner.cache.shutdown();
         self.inner.engine.close().await;
     }
 
@@ -137,24 +192,13 @@ impl Db {
                 .query_all_raw(Statement::from_string(backend, "PRAGMA integrity_check"))
                 .await
                 .map_err(|e| Error::from_db("check", "", e))?;
-            let msgs: Vec<String> = rows
-                .iter()
-                .filter_map(|r| r.try_get_by_index::<String>(0).ok())
-                .collect();
+            let msgs: Vec<String> = rows.iter().filter_map(|r| r.try_get_by_index::<String>(0).ok()).collect();
             (msgs.len() == 1 && msgs[0] == "ok", msgs)
         } else {
-            conn.execute_unprepared("SELECT 1")
-                .await
-                .map_err(|e| Error::from_db("check", "", e))?;
+            conn.execute_unprepared("SELECT 1").await.map_err(|e| Error::from_db("check", "", e))?;
             (true, vec![])
         };
-        let pending = self
-            .migrate_status()
-            .await?
-            .into_iter()
-            .filter(|m| !m.applied)
-            .map(|m| m.name)
-            .collect();
+        let pending = self.migrate_status().await?.into_iter().filter(|m| !m.applied).map(|m| m.name).collect();
         let mut missing_tables = vec![];
         for m in registry::models() {
             let sql = format!("SELECT 1 FROM {} WHERE 1 = 0", quote(backend, m.table));
@@ -162,12 +206,7 @@ impl Db {
                 missing_tables.push(m.table.to_owned());
             }
         }
-        Ok(CheckReport {
-            integrity_ok,
-            integrity_messages,
-            pending_migrations: pending,
-            missing_tables,
-        })
+        Ok(CheckReport { integrity_ok, integrity_messages, pending_migrations: pending, missing_tables })
     }
 
     /// Rows (and on SQLite, bytes) per table.
@@ -179,19 +218,9 @@ impl Db {
         let backend = self.backend();
         let mut out = Vec::with_capacity(25);
         for m in registry::models() {
-            let rows =
-                crate::core::exec::count(conn, m, &crate::core::filter::Filter::all()).await?;
-            let bytes = if backend == DbBackend::Sqlite {
-                sqlite_table_bytes(conn, m.table).await
-            } else {
-                None
-            };
-            out.push(TableStats {
-                model: m.name,
-                table: m.table,
-                rows,
-                bytes,
-            });
+            let rows = crate::core::exec::count(conn, m, &crate::core::filter::Filter::all()).await?;
+            let bytes = if backend == DbBackend::Sqlite { sqlite_table_bytes(conn, m.table).await } else { None };
+            out.push(TableStats { model: m.name, table: m.table, rows, bytes });
         }
         Ok(out)
     }
@@ -206,9 +235,7 @@ async fn sqlite_table_bytes(conn: &sea_orm::DatabaseConnection, table: &str) -> 
         [table.into()],
     );
     let row = conn.query_one_raw(stmt).await.ok()??;
-    row.try_get_by_index::<Option<i64>>(0)
-        .ok()?
-        .map(|b| b as u64)
+    row.try_get_by_index::<Option<i64>>(0).ok()?.map(|b| b as u64)
 }
 
 /// Quotes a registry table name for `backend` (names come from the registry only).

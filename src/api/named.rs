@@ -2,6 +2,7 @@
 //! `spec/api.md` says. Everything is validated against the registry before any SQL runs.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +12,8 @@ use crate::core::data::{Changes, NewRow};
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::registry::{self, ModelDef};
-use crate::core::value::{Cell, Row};
+use crate::core::value::{Cell, Row, Rows};
+use crate::optimization::cache::policy::{Reach, Touched, partition_column};
 use crate::utils::error::{Error, Result};
 
 /// What a [`Db::query`] does.
@@ -84,10 +86,10 @@ pub struct QueryRequest {
 /// What a [`Db::query`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryOutput {
-    /// `get`: the rows.
-    Rows(Vec<Row>),
+    /// `get`: the rows (shared: a cache hit copies no row).
+    Rows(Rows),
     /// `get` with `single_result`: the first row or none.
-    One(Option<Row>),
+    One(Option<Arc<Row>>),
     /// `create`: the created row.
     Created(Row),
     /// `update`, `delete`, `count`: a number of rows.
@@ -98,8 +100,8 @@ impl QueryOutput {
     /// The JSON the compatibility facade returns: a list, a row or `null`, or a number.
     pub fn into_json(self) -> Value {
         match self {
-            QueryOutput::Rows(rows) => Value::Array(rows.into_iter().map(Value::Object).collect()),
-            QueryOutput::One(row) => row.map_or(Value::Null, Value::Object),
+            QueryOutput::Rows(rows) => Value::Array(rows.iter().map(|r| Value::Object(Row::clone(r))).collect()),
+            QueryOutput::One(row) => row.map_or(Value::Null, |r| Value::Object(Row::clone(&r))),
             QueryOutput::Created(row) => Value::Object(row),
             QueryOutput::Count(n) => Value::from(n),
         }
@@ -132,18 +134,10 @@ impl Db {
         let m = registry::model(model)?;
         match req.query_type {
             QueryType::Get => {
-                let limit = if req.single_result {
-                    Some(1)
-                } else {
-                    req.limit
-                };
+                let limit = if req.single_result { Some(1) } else { req.limit };
                 let sel = Select::parse(m, &req.filters, &req.order_by, limit)?;
                 let rows = self.select(&sel).await?;
-                Ok(if req.single_result {
-                    QueryOutput::One(rows.into_iter().next())
-                } else {
-                    QueryOutput::Rows(rows)
-                })
+                Ok(if req.single_result { QueryOutput::One(rows.first().cloned()) } else { QueryOutput::Rows(rows) })
             }
             QueryType::Create => {
                 let row = NewRow::parse(m, require_data(m, req.data.as_ref(), "create")?)?;
@@ -154,14 +148,10 @@ impl Db {
                 let changes = Changes::parse(m, require_data(m, req.data.as_ref(), "update")?)?;
                 Ok(QueryOutput::Count(self.update_rows(filter, changes).await?))
             }
-            QueryType::Delete => Ok(QueryOutput::Count(
-                self.delete_rows(m, Filter::parse(m, &req.filters)?).await?,
-            )),
+            QueryType::Delete => Ok(QueryOutput::Count(self.delete_rows(m, Filter::parse(m, &req.filters)?).await?)),
             QueryType::Count => {
                 let filter = Filter::parse(m, &req.filters)?;
-                exec::count(self.engine().reader(), m, &filter)
-                    .await
-                    .map(QueryOutput::Count)
+                exec::count(self.engine().reader(), m, &filter).await.map(QueryOutput::Count)
             }
         }
     }
@@ -170,34 +160,18 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
-    pub async fn find(
-        &self,
-        model: &str,
-        filters: &Value,
-        order_by: &[&str],
-        limit: Option<u64>,
-    ) -> Result<Vec<Row>> {
+    pub async fn find(&self, model: &str, filters: &Value, order_by: &[&str], limit: Option<u64>) -> Result<Rows> {
         let m = registry::model(model)?;
         let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
-        self.select(&Select::parse(m, filters, &order, limit)?)
-            .await
+        self.select(&Select::parse(m, filters, &order, limit)?).await
     }
 
     /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
     ///
     /// # Errors
     /// As [`Db::query`].
-    pub async fn find_one(
-        &self,
-        model: &str,
-        filters: &Value,
-        order_by: &[&str],
-    ) -> Result<Option<Row>> {
-        Ok(self
-            .find(model, filters, order_by, Some(1))
-            .await?
-            .into_iter()
-            .next())
+    pub async fn find_one(&self, model: &str, filters: &Value, order_by: &[&str]) -> Result<Option<Arc<Row>>> {
+        Ok(self.find(model, filters, order_by, Some(1)).await?.first().cloned())
     }
 
     /// Creates one row from `data` (client-side defaults filled in) and returns it with its id.
@@ -243,12 +217,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`]; [`Error::InvalidRequest`] for a `null` key value.
-    pub async fn save(
-        &self,
-        model: &str,
-        data: &Value,
-        key: Option<(&str, &Value)>,
-    ) -> Result<Row> {
+    pub async fn save(&self, model: &str, data: &Value, key: Option<(&str, &Value)>) -> Result<Row> {
         let m = registry::model(model)?;
         let Some((field, value)) = key else {
             return self.insert_row(NewRow::parse(m, data)?).await;
@@ -256,21 +225,14 @@ impl Db {
         let kidx = m.column_index(field)?;
         let kcell = Cell::from_json(m, m.col(kidx), value)?;
         if kcell == Cell::Null {
-            return Err(Error::InvalidRequest(format!(
-                "key_value for `{}.{field}` must not be null",
-                m.name
-            )));
+            return Err(Error::InvalidRequest(format!("key_value for `{}.{field}` must not be null", m.name)));
         }
-        let obj = data.as_object().ok_or_else(|| {
-            Error::InvalidRequest(format!("`data` for `{}` must be a JSON object", m.name))
-        })?;
+        let obj = data
+            .as_object()
+            .ok_or_else(|| Error::InvalidRequest(format!("`data` for `{}` must be a JSON object", m.name)))?;
         // Validate both branches up front: the update's changes now, the create's row lazily (a partial
         // `data` is fine when the row exists).
-        let changes = if obj.is_empty() {
-            None
-        } else {
-            Some(Changes::parse(m, data)?)
-        };
+        let changes = if obj.is_empty() { None } else { Some(Changes::parse(m, data)?) };
         let new_row = NewRow::parse(m, data);
         if let Err(e) = &new_row
             && !matches!(e, Error::MissingRequired { .. })
@@ -279,36 +241,36 @@ impl Db {
         }
         let key_filter = Filter::all().and_eq(kidx, kcell);
         let attempt = || {
-            let (key_filter, changes, new_row) =
-                (key_filter.clone(), changes.clone(), new_row.clone());
+            let (key_filter, changes, new_row) = (key_filter.clone(), changes.clone(), new_row.clone());
             self.engine().write("save", move |txn| {
-                let (key_filter, changes, new_row) =
-                    (key_filter.clone(), changes.clone(), new_row.clone());
+                let (key_filter, changes, new_row) = (key_filter.clone(), changes.clone(), new_row.clone());
                 Box::pin(async move {
-                    let sel = Select {
-                        model: m,
-                        filter: key_filter,
-                        order: vec![(0, false)],
-                        limit: Some(1),
-                    };
+                    let sel = Select { model: m, filter: key_filter, order: vec![(0, false)], limit: Some(1) };
                     if let Some(mut row) = exec::select(txn, &sel).await?.into_iter().next() {
+                        let mut touched = vec![inserted(m, &row)];
                         if let Some(changes) = changes {
                             let id = row.get("id").cloned().unwrap_or(Value::Null);
                             let by_id = Filter::all().and_eq(0, Cell::from_json(m, m.col(0), &id)?);
                             exec::update(txn, &by_id, &changes).await?;
                             changes.apply_to(&mut row);
+                            // The partition may have moved: the new one is touched too.
+                            touched.push(inserted(m, &row));
                         }
-                        Ok(row)
+                        Ok((row, touched))
                     } else {
-                        exec::insert(txn, &new_row?).await
+                        let row = exec::insert(txn, &new_row?).await?;
+                        let touched = vec![inserted(m, &row)];
+                        Ok((row, touched))
                     }
                 })
             })
         };
-        match attempt().await {
+        let (row, touched) = match attempt().await {
             Err(Error::Constraint { .. }) if m.is_unique(field) => attempt().await,
             other => other,
-        }
+        }?;
+        self.committed(&touched).await;
+        Ok(row)
     }
 
     /// `db_get`: like `get`, with a single `order_by` column.
@@ -334,38 +296,82 @@ impl Db {
         self.query(model, &req).await
     }
 
-    pub(crate) async fn select(&self, sel: &Select) -> Result<Vec<Row>> {
-        exec::select(self.engine().reader(), sel).await
-    }
-
     pub(crate) async fn insert_row(&self, row: NewRow) -> Result<Row> {
-        self.engine()
+        let m = row.model;
+        let created = self
+            .engine()
             .write("create", move |txn| {
                 let row = row.clone();
                 Box::pin(async move { exec::insert(txn, &row).await })
             })
-            .await
+            .await?;
+        self.committed(&[inserted(m, &created)]).await;
+        Ok(created)
     }
 
     pub(crate) async fn update_rows(&self, filter: Filter, changes: Changes) -> Result<u64> {
-        self.engine()
+        let m = changes.model;
+        let (n, reach) = self
+            .engine()
             .write("update", move |txn| {
                 let (filter, changes) = (filter.clone(), changes.clone());
-                Box::pin(async move { exec::update(txn, &filter, &changes).await })
+                Box::pin(async move {
+                    let reach = reach_of(txn, m, &filter, Some(&changes)).await?;
+                    Ok((exec::update(txn, &filter, &changes).await?, reach))
+                })
             })
-            .await
+            .await?;
+        self.committed(&[Touched { model: m, reach }]).await;
+        Ok(n)
     }
 
-    pub(crate) async fn delete_rows(
-        &self,
-        model: &'static ModelDef,
-        filter: Filter,
-    ) -> Result<u64> {
-        self.engine()
+    pub(crate) async fn delete_rows(&self, model: &'static ModelDef, filter: Filter) -> Result<u64> {
+        let (n, reach) = self
+            .engine()
             .write("delete", move |txn| {
                 let filter = filter.clone();
-                Box::pin(async move { exec::delete(txn, model, &filter).await })
+                Box::pin(async move {
+                    let reach = reach_of(txn, model, &filter, None).await?;
+                    Ok((exec::delete(txn, model, &filter).await?, reach))
+                })
             })
-            .await
+            .await?;
+        self.committed(&[Touched { model, reach }]).await;
+        Ok(n)
     }
+
+    /// After COMMIT, before the caller hears `Ok`: invalidate what the write may have changed.
+    pub(crate) async fn committed(&self, touched: &[Touched]) {
+        self.cache().committed(touched).await;
+    }
+}
+
+/// The reach of an inserted row: its partition, or everything for a model without one.
+pub(crate) fn inserted(model: &'static ModelDef, row: &Row) -> Touched {
+    let reach = match partition_column(model) {
+        Some(p) => Reach::Partitions(vec![row.get(model.col(p).name).cloned().unwrap_or(Value::Null)]),
+        None => Reach::Everything,
+    };
+    Touched { model, reach }
+}
+
+/// Partitions an update or delete will touch, learned inside its transaction (at most 64, else everything).
+async fn reach_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    changes: Option<&Changes>,
+) -> Result<Reach> {
+    let Some(p) = partition_column(model) else { return Ok(Reach::Everything) };
+    let mut values = match filter.eq_value(p) {
+        Some(v) => vec![v.to_json()],
+        None => match exec::distinct_values(conn, model, p, filter, 64).await? {
+            Some(vs) => vs,
+            None => return Ok(Reach::Everything),
+        },
+    };
+    if let Some(c) = changes.and_then(|c| c.sets.iter().find(|(i, _)| *i == p)) {
+        values.push(c.1.to_json());
+    }
+    Ok(Reach::Partitions(values))
 }

@@ -38,12 +38,7 @@ pub struct Where<E: EntityTrait> {
 
 impl<E: EntityTrait> Default for Where<E> {
     fn default() -> Self {
-        Self {
-            conds: vec![],
-            order: vec![],
-            limit: None,
-            _entity: PhantomData,
-        }
+        Self { conds: vec![], order: vec![], limit: None, _entity: PhantomData }
     }
 }
 
@@ -121,10 +116,7 @@ impl<E: EntityTrait> Where<E> {
                     out.insert((*col).to_owned(), v.clone());
                 }
                 (Some(op), None) => {
-                    out.insert(
-                        (*col).to_owned(),
-                        Value::Object(Map::from_iter([((*op).to_owned(), v.clone())])),
-                    );
+                    out.insert((*col).to_owned(), Value::Object(Map::from_iter([((*op).to_owned(), v.clone())])));
                 }
                 (Some(op), Some(Value::Object(ops))) => {
                     ops.insert((*op).to_owned(), v.clone());
@@ -142,11 +134,8 @@ impl<E: EntityTrait> Where<E> {
 
 fn model_of<E: EntityTrait>() -> Result<&'static ModelDef> {
     let table = E::default().table_name();
-    registry::model_by_table(table).ok_or_else(|| {
-        Error::InvalidRequest(format!(
-            "entity table `{table}` is not in the model mapping"
-        ))
-    })
+    registry::model_by_table(table)
+        .ok_or_else(|| Error::InvalidRequest(format!("entity table `{table}` is not in the model mapping")))
 }
 
 /// Decodes a JSON row into entity `E`'s model.
@@ -167,10 +156,8 @@ where
             s.replace_range(10..11, "T");
         }
     }
-    serde_json::from_value(Value::Object(row)).map_err(|e| Error::Database {
-        op: "decode",
-        message: format!("row of `{}`: {e}", model.name),
-    })
+    serde_json::from_value(Value::Object(row))
+        .map_err(|e| Error::Database { op: "decode", message: format!("row of `{}`: {e}", model.name) })
 }
 
 fn sql_to_json(v: SqlValue) -> Value {
@@ -180,9 +167,7 @@ fn sql_to_json(v: SqlValue) -> Value {
         SqlValue::BigInt(i) => i.map_or(Value::Null, Value::from),
         SqlValue::Double(f) => f.map_or(Value::Null, Value::from),
         SqlValue::String(s) => s.map_or(Value::Null, Value::String),
-        SqlValue::ChronoDateTime(t) => {
-            t.map_or(Value::Null, |t| Value::String(time::format_datetime(&t)))
-        }
+        SqlValue::ChronoDateTime(t) => t.map_or(Value::Null, |t| Value::String(time::format_datetime(&t))),
         other => Value::String(format!("{other:?}")),
     }
 }
@@ -215,11 +200,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
-    pub async fn find_by_key<E>(
-        &self,
-        col: E::Column,
-        value: impl Into<Value>,
-    ) -> Result<Option<E::Model>>
+    pub async fn find_by_key<E>(&self, col: E::Column, value: impl Into<Value>) -> Result<Option<E::Model>>
     where
         E: EntityTrait,
         E::Model: DeserializeOwned,
@@ -235,13 +216,8 @@ impl Db {
         E::Model: DeserializeOwned,
     {
         let m = model_of::<E>()?;
-        let rows = self
-            .select(&Select::parse(m, &filter, &[], Some(1))?)
-            .await?;
-        rows.into_iter()
-            .next()
-            .map(|r| row_to_model::<E>(m, r))
-            .transpose()
+        let rows = self.select(&Select::parse(m, &filter, &[], Some(1))?).await?;
+        rows.first().map(|r| row_to_model::<E>(m, Row::clone(r))).transpose()
     }
 
     /// The rows of entity `E` matching `w`, in its order.
@@ -254,10 +230,8 @@ impl Db {
         E::Model: DeserializeOwned,
     {
         let m = model_of::<E>()?;
-        let rows = self
-            .select(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?)
-            .await?;
-        rows.into_iter().map(|r| row_to_model::<E>(m, r)).collect()
+        let rows = self.select(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?).await?;
+        rows.iter().map(|r| row_to_model::<E>(m, Row::clone(r))).collect()
     }
 
     /// Inserts the set fields of `am` (defaults for the rest) and returns the stored model.
@@ -270,9 +244,7 @@ impl Db {
         <A::Entity as EntityTrait>::Model: DeserializeOwned,
     {
         let m = model_of::<A::Entity>()?;
-        let row = self
-            .insert_row(NewRow::parse(m, &active_to_data(&am))?)
-            .await?;
+        let row = self.insert_row(NewRow::parse(m, &active_to_data(&am))?).await?;
         row_to_model::<A::Entity>(m, row)
     }
 
@@ -286,8 +258,7 @@ impl Db {
     {
         let m = model_of::<A::Entity>()?;
         let filter = Filter::parse(m, &w.to_json_filter()?)?;
-        self.update_rows(filter, Changes::parse(m, &active_to_data(&am))?)
-            .await
+        self.update_rows(filter, Changes::parse(m, &active_to_data(&am))?).await
     }
 
     /// Deletes every row of `E` matching `w`; returns how many.
@@ -296,7 +267,6 @@ impl Db {
     /// As [`Db::delete`].
     pub async fn delete_where<E: EntityTrait>(&self, w: &Where<E>) -> Result<u64> {
         let m = model_of::<E>()?;
-        self.delete_rows(m, Filter::parse(m, &w.to_json_filter()?)?)
-            .await
+        self.delete_rows(m, Filter::parse(m, &w.to_json_filter()?)?).await
     }
 }

@@ -9,16 +9,9 @@ use crate::core::value::{Cell, Row};
 use crate::utils::error::{Error, Result};
 use crate::utils::time;
 
-fn data_object<'v>(
-    model: &ModelDef,
-    data: &'v Value,
-) -> Result<&'v serde_json::Map<String, Value>> {
+fn data_object<'v>(model: &ModelDef, data: &'v Value) -> Result<&'v serde_json::Map<String, Value>> {
     data.as_object().ok_or_else(|| {
-        Error::InvalidRequest(format!(
-            "`data` for `{}` must be a JSON object, got {}",
-            model.name,
-            json_kind(data)
-        ))
+        Error::InvalidRequest(format!("`data` for `{}` must be a JSON object, got {}", model.name, json_kind(data)))
     })
 }
 
@@ -56,10 +49,7 @@ impl NewRow {
             .map(|(c, _)| c.name)
             .collect();
         if !missing.is_empty() {
-            return Err(Error::MissingRequired {
-                model: model.name.into(),
-                fields: missing.join(", "),
-            });
+            return Err(Error::MissingRequired { model: model.name.into(), fields: missing.join(", ") });
         }
         let cells = model
             .columns
@@ -74,11 +64,7 @@ impl NewRow {
     pub fn to_row(&self, id: i64) -> Row {
         let mut row = Row::with_capacity(self.cells.len());
         for (i, (col, cell)) in self.model.columns.iter().zip(&self.cells).enumerate() {
-            let v = if i == 0 {
-                Value::from(id)
-            } else {
-                cell.to_json()
-            };
+            let v = if i == 0 { Value::from(id) } else { cell.to_json() };
             row.insert(col.name.to_owned(), v);
         }
         row
@@ -121,10 +107,7 @@ impl Changes {
         for (field, v) in obj {
             let idx = model.column_index(field)?;
             if idx == 0 {
-                return Err(Error::InvalidRequest(format!(
-                    "`id` of `{}` cannot be updated",
-                    model.name
-                )));
+                return Err(Error::InvalidRequest(format!("`id` of `{}` cannot be updated", model.name)));
             }
             let col = model.col(idx);
             let cell = Cell::from_json(model, col, v)?;
@@ -158,19 +141,11 @@ mod tests {
     #[test]
     fn create_fills_defaults_and_lists_missing_fields() {
         let m = model("Images").unwrap();
-        let e = NewRow::parse(m, &json!({"emoji_hash": "h"}))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("path") && e.contains("timestamp") && e.contains("type"),
-            "{e}"
-        );
-        let r = NewRow::parse(
-            m,
-            &json!({"emoji_hash": "h", "path": "/p", "timestamp": 1.0, "type": "emoji"}),
-        )
-        .unwrap()
-        .to_row(7);
+        let e = NewRow::parse(m, &json!({"emoji_hash": "h"})).unwrap_err().to_string();
+        assert!(e.contains("path") && e.contains("timestamp") && e.contains("type"), "{e}");
+        let r = NewRow::parse(m, &json!({"emoji_hash": "h", "path": "/p", "timestamp": 1.0, "type": "emoji"}))
+            .unwrap()
+            .to_row(7);
         assert_eq!(r["id"], json!(7));
         assert_eq!(r["count"], json!(1));
         assert_eq!(r["image_id"], json!(""));
@@ -181,23 +156,11 @@ mod tests {
     #[test]
     fn rejects_unknown_keys_nulls_and_long_text() {
         let m = model("ChatStreams").unwrap();
-        assert!(matches!(
-            Changes::parse(m, &json!({"nope": 1})),
-            Err(Error::UnknownField { .. })
-        ));
-        assert!(matches!(
-            Changes::parse(m, &json!({"platform": null})),
-            Err(Error::InvalidValue { .. })
-        ));
+        assert!(matches!(Changes::parse(m, &json!({"nope": 1})), Err(Error::UnknownField { .. })));
+        assert!(matches!(Changes::parse(m, &json!({"platform": null})), Err(Error::InvalidValue { .. })));
         let long = "x".repeat(65);
-        assert!(matches!(
-            Changes::parse(m, &json!({"stream_id": long})),
-            Err(Error::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            Changes::parse(m, &json!({})),
-            Err(Error::InvalidRequest(_))
-        ));
+        assert!(matches!(Changes::parse(m, &json!({"stream_id": long})), Err(Error::InvalidValue { .. })));
+        assert!(matches!(Changes::parse(m, &json!({})), Err(Error::InvalidRequest(_))));
     }
 
     #[test]

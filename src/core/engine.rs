@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait as _,
 };
 
 use crate::config::{DatabaseSettings, Synchronous};
@@ -30,9 +30,7 @@ pub struct Engine {
 
 /// The file path of a SQLite URL, or `None` for an in-memory database.
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
 }
@@ -58,63 +56,31 @@ impl Engine {
         };
         let connect_err = |e: sea_orm::DbErr| Error::Database {
             op: "connect",
-            message: format!(
-                "{}: {}",
-                settings.url,
-                e.to_string().replace(url, &settings.url.redacted())
-            ),
+            message: format!("{}: {}", settings.url, e.to_string().replace(url, &settings.url.redacted())),
         };
         let retry = settings.retry_policy();
         if backend != DbBackend::Sqlite {
-            let conn = Database::connect(Self::options(settings, settings.pool_size))
-                .await
-                .map_err(connect_err)?;
-            return Ok(Engine {
-                backend,
-                reader: conn.clone(),
-                writer: conn,
-                retry,
-            });
+            let conn = Database::connect(Self::options(settings, settings.pool_size)).await.map_err(connect_err)?;
+            return Ok(Engine { backend, reader: conn.clone(), writer: conn, retry });
         }
         match sqlite_path(url) {
             Some(path) => {
-                if let Some(parent) = std::path::Path::new(path)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                {
+                if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
-                        Error::Config(format!(
-                            "cannot create the database folder {}: {e}",
-                            parent.display()
-                        ))
+                        Error::Config(format!("cannot create the database folder {}: {e}", parent.display()))
                     })?;
                 }
                 // The writer first: it creates the file and switches it to WAL before readers open it.
-                let writer = Database::connect(Self::options(settings, 1))
+                let writer = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
+                let reader = Database::connect(Self::options(settings, settings.read_pool_size.max(1)))
                     .await
                     .map_err(connect_err)?;
-                let reader =
-                    Database::connect(Self::options(settings, settings.read_pool_size.max(1)))
-                        .await
-                        .map_err(connect_err)?;
-                Ok(Engine {
-                    backend,
-                    reader,
-                    writer,
-                    retry,
-                })
+                Ok(Engine { backend, reader, writer, retry })
             }
             // An in-memory database exists once per connection: one connection serves everything.
             None => {
-                let conn = Database::connect(Self::options(settings, 1))
-                    .await
-                    .map_err(connect_err)?;
-                Ok(Engine {
-                    backend,
-                    reader: conn.clone(),
-                    writer: conn,
-                    retry,
-                })
+                let conn = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
+                Ok(Engine { backend, reader: conn.clone(), writer: conn, retry })
             }
         }
     }
@@ -136,10 +102,7 @@ impl Engine {
         };
         let busy = Duration::from_millis(settings.busy_timeout_ms);
         opt.map_sqlx_sqlite_opts(move |o| {
-            o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(sync)
-                .busy_timeout(busy)
-                .create_if_missing(true)
+            o.journal_mode(SqliteJournalMode::Wal).synchronous(sync).busy_timeout(busy).create_if_missing(true)
         });
         opt
     }
@@ -201,10 +164,7 @@ mod tests {
 
     #[test]
     fn sqlite_paths() {
-        assert_eq!(
-            sqlite_path("sqlite://data/a.sqlite?mode=rwc"),
-            Some("data/a.sqlite")
-        );
+        assert_eq!(sqlite_path("sqlite://data/a.sqlite?mode=rwc"), Some("data/a.sqlite"));
         assert_eq!(sqlite_path("sqlite:///tmp/a.db"), Some("/tmp/a.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("sqlite://file?mode=memory"), None);

@@ -12,7 +12,7 @@ use crate::core::value::{Row, decode_row};
 use crate::utils::error::{Error, Result};
 
 /// A validated read: filter, order and limit. Equal selects mean equal results (a cache key).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Select {
     /// The model.
     pub model: &'static ModelDef,
@@ -29,12 +29,7 @@ impl Select {
     ///
     /// # Errors
     /// Those of [`Filter::parse`], and [`Error::UnknownField`] for an unknown `order_by` name.
-    pub fn parse(
-        model: &'static ModelDef,
-        filter: &Value,
-        order_by: &[String],
-        limit: Option<u64>,
-    ) -> Result<Select> {
+    pub fn parse(model: &'static ModelDef, filter: &Value, order_by: &[String], limit: Option<u64>) -> Result<Select> {
         let filter = Filter::parse(model, filter)?;
         let mut order = Vec::with_capacity(order_by.len());
         for name in order_by {
@@ -44,30 +39,20 @@ impl Select {
             };
             order.push((model.column_index(field)?, desc));
         }
-        Ok(Select {
-            model,
-            filter,
-            order,
-            limit: limit.filter(|&l| l > 0),
-        })
+        Ok(Select { model, filter, order, limit: limit.filter(|&l| l > 0) })
     }
 
     fn statement(&self, backend: DbBackend) -> SelectStatement {
         let m = self.model;
         let mut q = Query::select();
-        q.columns(m.columns.iter().map(|c| Alias::new(c.name)))
-            .from(Alias::new(m.table));
+        q.columns(m.columns.iter().map(|c| Alias::new(c.name))).from(Alias::new(m.table));
         q.cond_where(self.filter.to_condition(m, backend));
         for &(idx, desc) in &self.order {
             let col = Alias::new(m.col(idx).name);
             let order = if desc { Order::Desc } else { Order::Asc };
             // NULL sorts as the smallest value everywhere (SQLite's and MySQL's own rule).
             if backend == DbBackend::Postgres {
-                let nulls = if desc {
-                    NullOrdering::Last
-                } else {
-                    NullOrdering::First
-                };
+                let nulls = if desc { NullOrdering::Last } else { NullOrdering::First };
                 q.order_by_with_nulls(col, order, nulls);
             } else {
                 q.order_by(col, order);
@@ -90,37 +75,48 @@ impl Select {
 pub async fn select<C: ConnectionTrait>(conn: &C, sel: &Select) -> Result<Vec<Row>> {
     let backend = conn.get_database_backend();
     let stmt = backend.build(&sel.statement(backend));
-    let rows = conn
-        .query_all_raw(stmt)
-        .await
-        .map_err(|e| Error::from_db("select", sel.model.name, e))?;
-    rows.iter()
-        .map(|r| decode_row(sel.model, r, backend))
-        .collect()
+    let rows = conn.query_all_raw(stmt).await.map_err(|e| Error::from_db("select", sel.model.name, e))?;
+    rows.iter().map(|r| decode_row(sel.model, r, backend)).collect()
+}
+
+/// The distinct values of column `col` among rows matching `filter`, or `None` when there are more than
+/// `max` (used to learn which partitions a write touches).
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn distinct_values<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    col: usize,
+    filter: &Filter,
+    max: usize,
+) -> Result<Option<Vec<Value>>> {
+    let backend = conn.get_database_backend();
+    let c = model.col(col);
+    let mut q = Query::select();
+    q.distinct()
+        .column(Alias::new(c.name))
+        .from(Alias::new(model.table))
+        .cond_where(filter.to_condition(model, backend))
+        .limit(max as u64 + 1);
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("select", model.name, e))?;
+    if rows.len() > max {
+        return Ok(None);
+    }
+    rows.iter().map(|r| crate::core::value::decode(r, 0, c, backend)).collect::<Result<Vec<_>>>().map(Some)
 }
 
 /// Counts the rows matching `filter`.
 ///
 /// # Errors
 /// [`Error::Database`].
-pub async fn count<C: ConnectionTrait>(
-    conn: &C,
-    model: &'static ModelDef,
-    filter: &Filter,
-) -> Result<u64> {
+pub async fn count<C: ConnectionTrait>(conn: &C, model: &'static ModelDef, filter: &Filter) -> Result<u64> {
     let backend = conn.get_database_backend();
     let mut q = Query::select();
-    q.expr(Expr::cust("COUNT(*)"))
-        .from(Alias::new(model.table))
-        .cond_where(filter.to_condition(model, backend));
-    let row = conn
-        .query_one_raw(backend.build(&q))
-        .await
-        .map_err(|e| Error::from_db("count", model.name, e))?;
+    q.expr(Expr::cust("COUNT(*)")).from(Alias::new(model.table)).cond_where(filter.to_condition(model, backend));
+    let row = conn.query_one_raw(backend.build(&q)).await.map_err(|e| Error::from_db("count", model.name, e))?;
     let n: i64 = match row {
-        Some(r) => r
-            .try_get_by_index(0)
-            .map_err(|e| Error::from_db("count", model.name, e))?,
+        Some(r) => r.try_get_by_index(0).map_err(|e| Error::from_db("count", model.name, e))?,
         None => 0,
     };
     Ok(n as u64)
@@ -136,32 +132,19 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, row: &NewRow) -> Result<Row> {
     let explicit = row.explicit_id();
     let skip = usize::from(explicit.is_none());
     let mut q = Query::insert();
-    q.into_table(Alias::new(m.table))
-        .columns(m.columns[skip..].iter().map(|c| Alias::new(c.name)));
-    q.values_panic(
-        m.columns[skip..]
-            .iter()
-            .zip(&row.cells[skip..])
-            .map(|(c, v)| v.to_sql(c.kind, backend).into()),
-    );
+    q.into_table(Alias::new(m.table)).columns(m.columns[skip..].iter().map(|c| Alias::new(c.name)));
+    q.values_panic(m.columns[skip..].iter().zip(&row.cells[skip..]).map(|(c, v)| v.to_sql(c.kind, backend).into()));
     let err = |e| Error::from_db("insert", m.name, e);
     let id = match (explicit, backend) {
         (Some(id), _) => {
             conn.execute_raw(backend.build(&q)).await.map_err(err)?;
             id
         }
-        (None, DbBackend::MySql) => conn
-            .execute_raw(backend.build(&q))
-            .await
-            .map_err(err)?
-            .last_insert_id() as i64,
+        (None, DbBackend::MySql) => conn.execute_raw(backend.build(&q)).await.map_err(err)?.last_insert_id() as i64,
         (None, _) => {
             q.returning_col(Alias::new("id"));
             let r = conn.query_one_raw(backend.build(&q)).await.map_err(err)?;
-            let r = r.ok_or_else(|| Error::Database {
-                op: "insert",
-                message: "no id returned".into(),
-            })?;
+            let r = r.ok_or_else(|| Error::Database { op: "insert", message: "no id returned".into() })?;
             if backend == DbBackend::Postgres {
                 i64::from(r.try_get_by_index::<i32>(0).map_err(err)?)
             } else {
@@ -176,26 +159,14 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, row: &NewRow) -> Result<Row> {
 ///
 /// # Errors
 /// [`Error::Constraint`] or [`Error::Database`].
-pub async fn update<C: ConnectionTrait>(
-    conn: &C,
-    filter: &Filter,
-    changes: &Changes,
-) -> Result<u64> {
+pub async fn update<C: ConnectionTrait>(conn: &C, filter: &Filter, changes: &Changes) -> Result<u64> {
     let backend = conn.get_database_backend();
     let m = changes.model;
     let mut q = Query::update();
     q.table(Alias::new(m.table));
-    q.values(changes.sets.iter().map(|(i, c)| {
-        (
-            Alias::new(m.col(*i).name),
-            c.to_sql(m.col(*i).kind, backend).into(),
-        )
-    }));
+    q.values(changes.sets.iter().map(|(i, c)| (Alias::new(m.col(*i).name), c.to_sql(m.col(*i).kind, backend).into())));
     q.cond_where(filter.to_condition(m, backend));
-    let r = conn
-        .execute_raw(backend.build(&q))
-        .await
-        .map_err(|e| Error::from_db("update", m.name, e))?;
+    let r = conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", m.name, e))?;
     Ok(r.rows_affected())
 }
 
@@ -203,18 +174,10 @@ pub async fn update<C: ConnectionTrait>(
 ///
 /// # Errors
 /// [`Error::Database`].
-pub async fn delete<C: ConnectionTrait>(
-    conn: &C,
-    model: &'static ModelDef,
-    filter: &Filter,
-) -> Result<u64> {
+pub async fn delete<C: ConnectionTrait>(conn: &C, model: &'static ModelDef, filter: &Filter) -> Result<u64> {
     let backend = conn.get_database_backend();
     let mut q = Query::delete();
-    q.from_table(Alias::new(model.table))
-        .cond_where(filter.to_condition(model, backend));
-    let r = conn
-        .execute_raw(backend.build(&q))
-        .await
-        .map_err(|e| Error::from_db("delete", model.name, e))?;
+    q.from_table(Alias::new(model.table)).cond_where(filter.to_condition(model, backend));
+    let r = conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("delete", model.name, e))?;
     Ok(r.rows_affected())
 }

@@ -51,7 +51,7 @@ impl Op {
 }
 
 /// One condition on one column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Condition1 {
     /// Column index in the model.
     pub column: usize,
@@ -62,7 +62,7 @@ pub struct Condition1 {
 }
 
 /// A validated filter: conditions AND-ed, sorted by column and operator.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter {
     /// The conditions.
     pub conds: Vec<Condition1>,
@@ -95,11 +95,7 @@ impl Filter {
             let column = model.column_index(field)?;
             let col = model.col(column);
             match v {
-                Value::Null => conds.push(Condition1 {
-                    column,
-                    op: Op::IsNull,
-                    values: vec![],
-                }),
+                Value::Null => conds.push(Condition1 { column, op: Op::IsNull, values: vec![] }),
                 Value::Object(ops) => {
                     if ops.is_empty() {
                         return Err(Error::InvalidRequest(format!(
@@ -116,11 +112,9 @@ impl Filter {
                         conds.push(parse_operand(model, column, field, op, op_name, operand)?);
                     }
                 }
-                scalar => conds.push(Condition1 {
-                    column,
-                    op: Op::Eq,
-                    values: vec![Cell::from_json(model, col, scalar)?],
-                }),
+                scalar => {
+                    conds.push(Condition1 { column, op: Op::Eq, values: vec![Cell::from_json(model, col, scalar)?] })
+                }
             }
         }
         conds.sort_by_key(|c| (c.column, c.op));
@@ -129,13 +123,18 @@ impl Filter {
 
     /// Adds `column = value` (used for keys and ids).
     pub fn and_eq(mut self, column: usize, value: Cell) -> Filter {
-        self.conds.push(Condition1 {
-            column,
-            op: Op::Eq,
-            values: vec![value],
-        });
+        self.conds.push(Condition1 { column, op: Op::Eq, values: vec![value] });
         self.conds.sort_by_key(|c| (c.column, c.op));
         self
+    }
+
+    /// The single value of an equality on `column`, if the filter has exactly one such condition.
+    pub fn eq_value(&self, column: usize) -> Option<&Cell> {
+        let mut it = self.conds.iter().filter(|c| c.column == column && c.op == Op::Eq);
+        match (it.next(), it.next()) {
+            (Some(c), None) => c.values.first(),
+            _ => None,
+        }
     }
 
     /// The SQL condition for `backend`. Column names come from the registry, never from the caller.
@@ -176,11 +175,7 @@ fn parse_operand(
 ) -> Result<Condition1> {
     let col = model.col(column);
     match (op, operand) {
-        (Op::Ne, Value::Null) => Ok(Condition1 {
-            column,
-            op: Op::IsNotNull,
-            values: vec![],
-        }),
+        (Op::Ne, Value::Null) => Ok(Condition1 { column, op: Op::IsNotNull, values: vec![] }),
         (Op::In | Op::Nin, Value::Array(items)) => {
             let mut values = Vec::with_capacity(items.len());
             for item in items {
@@ -211,11 +206,7 @@ fn parse_operand(
             expected: col.kind.expected().into(),
             got: json_kind(operand).into(),
         }),
-        (_, scalar) => Ok(Condition1 {
-            column,
-            op,
-            values: vec![Cell::from_json(model, col, scalar)?],
-        }),
+        (_, scalar) => Ok(Condition1 { column, op, values: vec![Cell::from_json(model, col, scalar)?] }),
     }
 }
 
@@ -245,10 +236,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.conds.len(), 3);
         let f = Filter::parse(m, &json!({"reply_to": null, "user_id": {"$ne": null}})).unwrap();
-        assert_eq!(
-            f.conds.iter().map(|c| c.op).collect::<Vec<_>>(),
-            vec![Op::IsNull, Op::IsNotNull]
-        );
+        assert_eq!(f.conds.iter().map(|c| c.op).collect::<Vec<_>>(), vec![Op::IsNull, Op::IsNotNull]);
     }
 
     #[test]

@@ -48,9 +48,7 @@ pub async fn fresh(conn: &DatabaseConnection) -> Result<()> {
 /// # Errors
 /// [`Error::Migration`].
 pub async fn status(conn: &DatabaseConnection) -> Result<Vec<MigrationState>> {
-    let all = Migrator::get_migration_with_status(conn)
-        .await
-        .map_err(err)?;
+    let all = Migrator::get_migration_with_status(conn).await.map_err(err)?;
     Ok(all
         .iter()
         .map(|m| MigrationState {

@@ -13,6 +13,9 @@ use crate::utils::time;
 /// A row as callers see it: a JSON object holding every column of the table, `id` included, in table order.
 pub type Row = serde_json::Map<String, Value>;
 
+/// A read result: shared rows, cheap to clone (a cache hit hands out pointers, never copies of rows).
+pub type Rows = std::sync::Arc<[std::sync::Arc<Row>]>;
+
 /// One validated value, typed by its column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -30,6 +33,23 @@ pub enum Cell {
     DateTime(NaiveDateTime),
 }
 
+// Floats come from JSON and are never NaN, so equality is an equivalence.
+impl Eq for Cell {}
+
+impl std::hash::Hash for Cell {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        match self {
+            Cell::Null => {}
+            Cell::Int(i) => i.hash(h),
+            Cell::Float(f) => f.to_bits().hash(h),
+            Cell::Bool(b) => b.hash(h),
+            Cell::Text(s) => s.hash(h),
+            Cell::DateTime(t) => t.hash(h),
+        }
+    }
+}
+
 fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
@@ -45,12 +65,7 @@ fn describe(v: &Value) -> String {
 }
 
 fn invalid(model: &ModelDef, col: &ColumnDef, expected: impl Into<String>, got: String) -> Error {
-    Error::InvalidValue {
-        model: model.name.into(),
-        field: col.name.into(),
-        expected: expected.into(),
-        got,
-    }
+    Error::InvalidValue { model: model.name.into(), field: col.name.into(), expected: expected.into(), got }
 }
 
 impl Cell {
@@ -65,21 +80,14 @@ impl Cell {
             (Kind::Id | Kind::Int, Value::Number(n)) => {
                 let i = n.as_i64().ok_or_else(bad)?;
                 if i32::try_from(i).is_err() {
-                    return Err(invalid(
-                        model,
-                        col,
-                        "an integer within the 32-bit range",
-                        describe(v),
-                    ));
+                    return Err(invalid(model, col, "an integer within the 32-bit range", describe(v)));
                 }
                 Cell::Int(i)
             }
             (Kind::Float, Value::Number(n)) => Cell::Float(n.as_f64().ok_or_else(bad)?),
             (Kind::Bool, Value::Bool(b)) => Cell::Bool(*b),
             (Kind::Text, Value::String(s)) => Cell::Text(s.clone()),
-            (Kind::DateTime, Value::String(s)) => {
-                Cell::DateTime(time::parse_datetime(s).ok_or_else(bad)?)
-            }
+            (Kind::DateTime, Value::String(s)) => Cell::DateTime(time::parse_datetime(s).ok_or_else(bad)?),
             _ => return Err(bad()),
         })
     }
@@ -90,12 +98,9 @@ impl Cell {
     /// [`Error::InvalidValue`].
     pub fn check_write(&self, model: &ModelDef, col: &ColumnDef) -> Result<()> {
         match self {
-            Cell::Null if !col.nullable => Err(invalid(
-                model,
-                col,
-                format!("{} (the column is NOT NULL)", col.kind.expected()),
-                "null".into(),
-            )),
+            Cell::Null if !col.nullable => {
+                Err(invalid(model, col, format!("{} (the column is NOT NULL)", col.kind.expected()), "null".into()))
+            }
             Cell::Text(s) => match col.max_len {
                 Some(n) if s.chars().count() > n as usize => Err(invalid(
                     model,
@@ -164,45 +169,24 @@ impl Cell {
 /// [`Error::Database`] when the stored value cannot be read as the column's type.
 pub fn decode(row: &QueryResult, idx: usize, col: &ColumnDef, backend: DbBackend) -> Result<Value> {
     let sqlite = backend == DbBackend::Sqlite;
-    let err = |e: sea_orm::DbErr| Error::Database {
-        op: "decode",
-        message: format!("column `{}`: {e}", col.name),
-    };
+    let err = |e: sea_orm::DbErr| Error::Database { op: "decode", message: format!("column `{}`: {e}", col.name) };
     Ok(match col.kind {
-        Kind::Id | Kind::Int if sqlite => row
-            .try_get_by_index::<Option<i64>>(idx)
-            .map_err(err)?
-            .into(),
-        Kind::Id | Kind::Int => row
-            .try_get_by_index::<Option<i32>>(idx)
-            .map_err(err)?
-            .into(),
+        Kind::Id | Kind::Int if sqlite => row.try_get_by_index::<Option<i64>>(idx).map_err(err)?.into(),
+        Kind::Id | Kind::Int => row.try_get_by_index::<Option<i32>>(idx).map_err(err)?.into(),
         Kind::Float => match row.try_get_by_index::<Option<f64>>(idx).map_err(err)? {
             Some(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
             None => Value::Null,
         },
-        Kind::Bool => row
-            .try_get_by_index::<Option<bool>>(idx)
-            .map_err(err)?
-            .into(),
-        Kind::Text => row
-            .try_get_by_index::<Option<String>>(idx)
-            .map_err(err)?
-            .into(),
+        Kind::Bool => row.try_get_by_index::<Option<bool>>(idx).map_err(err)?.into(),
+        Kind::Text => row.try_get_by_index::<Option<String>>(idx).map_err(err)?.into(),
         // SQLite keeps DATETIME as text: normalise what parses, keep anything else as stored.
-        Kind::DateTime if sqlite => {
-            match row.try_get_by_index::<Option<String>>(idx).map_err(err)? {
-                Some(s) => {
-                    Value::String(time::parse_datetime(&s).map_or(s, |t| time::format_datetime(&t)))
-                }
-                None => Value::Null,
-            }
+        Kind::DateTime if sqlite => match row.try_get_by_index::<Option<String>>(idx).map_err(err)? {
+            Some(s) => Value::String(time::parse_datetime(&s).map_or(s, |t| time::format_datetime(&t))),
+            None => Value::Null,
+        },
+        Kind::DateTime => {
+            row.try_get_by_index::<Option<NaiveDateTime>>(idx).map_err(err)?.map(|t| time::format_datetime(&t)).into()
         }
-        Kind::DateTime => row
-            .try_get_by_index::<Option<NaiveDateTime>>(idx)
-            .map_err(err)?
-            .map(|t| time::format_datetime(&t))
-            .into(),
     })
 }
 

@@ -30,9 +30,7 @@ pub enum Error {
         known: String,
     },
     /// A filter uses an operator outside `$gt $gte $lt $lte $ne $in $nin`.
-    #[error(
-        "unknown operator `{op}` on `{model}.{field}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin"
-    )]
+    #[error("unknown operator `{op}` on `{model}.{field}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin")]
     UnknownOperator {
         /// The model.
         model: String,
@@ -103,23 +101,14 @@ impl Error {
     /// Wraps a database error met while doing `op`, classifying constraint violations and busy errors.
     pub fn from_db(op: &'static str, model: &str, err: DbErr) -> Self {
         if is_transient(&err) {
-            return Error::Busy {
-                attempts: 1,
-                message: err.to_string(),
-            };
+            return Error::Busy { attempts: 1, message: err.to_string() };
         }
         if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
-            return Error::Constraint {
-                model: model.to_owned(),
-                message,
-            };
+            return Error::Constraint { model: model.to_owned(), message };
         }
         let message = err.to_string();
         if is_constraint_message(&message) {
-            return Error::Constraint {
-                model: model.to_owned(),
-                message,
-            };
+            return Error::Constraint { model: model.to_owned(), message };
         }
         Error::Database { op, message }
     }

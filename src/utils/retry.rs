@@ -19,11 +19,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            attempts: 5,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(500),
-        }
+        Self { attempts: 5, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(500) }
     }
 }
 
@@ -44,10 +40,7 @@ where
         match op().await {
             Err(Error::Busy { message, .. }) => {
                 if attempt >= attempts {
-                    return Err(Error::Busy {
-                        attempts: attempt,
-                        message,
-                    });
+                    return Err(Error::Busy { attempts: attempt, message });
                 }
                 tracing::debug!(attempt, ?delay, "database busy, retrying");
                 tokio::time::sleep(delay).await;
@@ -64,19 +57,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_busy_then_gives_up_and_passes_other_errors_through() {
-        let policy = RetryPolicy {
-            attempts: 3,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { attempts: 3, ..RetryPolicy::default() };
         let mut calls = 0;
         let r: Result<()> = retry_busy(policy, || {
             calls += 1;
-            async {
-                Err(Error::Busy {
-                    attempts: 1,
-                    message: "database is locked".into(),
-                })
-            }
+            async { Err(Error::Busy { attempts: 1, message: "database is locked".into() }) }
         })
         .await;
         assert!(matches!(r, Err(Error::Busy { attempts: 3, .. })));
@@ -93,16 +78,7 @@ mod tests {
         let r = retry_busy(policy, || {
             calls += 1;
             let c = calls;
-            async move {
-                if c < 2 {
-                    Err(Error::Busy {
-                        attempts: 1,
-                        message: String::new(),
-                    })
-                } else {
-                    Ok(c)
-                }
-            }
+            async move { if c < 2 { Err(Error::Busy { attempts: 1, message: String::new() }) } else { Ok(c) } }
         })
         .await;
         assert_eq!(r.unwrap(), 2);

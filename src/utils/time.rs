@@ -11,10 +11,7 @@ pub const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
 
 /// Now, as epoch seconds.
 pub fn now_epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Now as a naive local timestamp, truncated to microseconds.
@@ -41,10 +38,7 @@ pub fn format_datetime(t: &NaiveDateTime) -> String {
 /// Parses `YYYY-MM-DD HH:MM:SS[.f…]` (a `T` in place of the space is accepted too).
 pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
     const FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
-    FORMATS
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .map(truncate_micros)
+    FORMATS.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok()).map(truncate_micros)
 }
 
 static LAST_MICROS: AtomicU64 = AtomicU64::new(0);
@@ -52,10 +46,7 @@ static LAST_MICROS: AtomicU64 = AtomicU64::new(0);
 /// Microseconds since the epoch, strictly increasing within this process: two calls in the same
 /// microsecond get different values (used for `action_id`).
 pub fn unique_epoch_micros() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
     let mut prev = LAST_MICROS.load(Ordering::Relaxed);
     loop {
         let next = now.max(prev + 1);

@@ -16,96 +16,38 @@ fn admin(url: &str, args: &[&str]) -> Output {
 
 fn ok_json(url: &str, args: &[&str]) -> Value {
     let out = admin(url, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 #[test]
 fn admin_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}/nested/admin.sqlite?mode=rwc",
-        dir.path().display()
-    );
+    let url = format!("sqlite://{}/nested/admin.sqlite?mode=rwc", dir.path().display());
     assert_eq!(
         ok_json(&url, &["migrate", "status"]),
         json!([{"name": "m20261123_000001_create_tables", "applied": false}])
     );
     let out = admin(&url, &["check"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "pending migrations fail the check"
-    );
+    assert_eq!(out.status.code(), Some(2), "pending migrations fail the check");
     ok_json(&url, &["migrate", "up"]);
     assert_eq!(ok_json(&url, &["check"])["pending_migrations"], json!([]));
     assert_eq!(ok_json(&url, &["models"]).as_array().unwrap().len(), 25);
 
     let data = r#"{"person_id":"p1","platform":"qq","user_id":"42"}"#;
-    let row = ok_json(
-        &url,
-        &[
-            "save",
-            "PersonInfo",
-            "--data",
-            data,
-            "--key-field",
-            "person_id",
-            "--key-value",
-            "\"p1\"",
-        ],
-    );
+    let row =
+        ok_json(&url, &["save", "PersonInfo", "--data", data, "--key-field", "person_id", "--key-value", "\"p1\""]);
     assert_eq!(row["attitude"], json!(50));
     let row2 = ok_json(
         &url,
-        &[
-            "save",
-            "PersonInfo",
-            "--data",
-            r#"{"nickname":"n"}"#,
-            "--key-field",
-            "person_id",
-            "--key-value",
-            "\"p1\"",
-        ],
+        &["save", "PersonInfo", "--data", r#"{"nickname":"n"}"#, "--key-field", "person_id", "--key-value", "\"p1\""],
     );
-    assert_eq!(
-        (row2["id"].clone(), row2["nickname"].clone()),
-        (row["id"].clone(), json!("n"))
-    );
-    let rows = ok_json(
-        &url,
-        &[
-            "query",
-            "PersonInfo",
-            "--filter",
-            r#"{"user_id":{"$in":["42"]}}"#,
-            "--order-by",
-            "-id",
-        ],
-    );
+    assert_eq!((row2["id"].clone(), row2["nickname"].clone()), (row["id"].clone(), json!("n")));
+    let rows =
+        ok_json(&url, &["query", "PersonInfo", "--filter", r#"{"user_id":{"$in":["42"]}}"#, "--order-by", "-id"]);
     assert_eq!(rows.as_array().unwrap().len(), 1);
-    assert_eq!(
-        ok_json(&url, &["query", "PersonInfo", "--type", "count"]),
-        json!(1)
-    );
-    assert_eq!(
-        ok_json(
-            &url,
-            &[
-                "query",
-                "PersonInfo",
-                "--single",
-                "--filter",
-                r#"{"user_id":"0"}"#
-            ]
-        ),
-        Value::Null
-    );
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1));
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--single", "--filter", r#"{"user_id":"0"}"#]), Value::Null);
     let action = ok_json(
         &url,
         &[
@@ -118,48 +60,21 @@ fn admin_commands() {
             "false",
         ],
     );
-    assert_eq!(
-        (action["chat_id"].clone(), action["action_done"].clone()),
-        (json!("s"), json!(false))
-    );
+    assert_eq!((action["chat_id"].clone(), action["action_done"].clone()), (json!("s"), json!(false)));
     let stats = ok_json(&url, &["stats"]);
-    let person = stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["model"] == "PersonInfo")
-        .unwrap();
+    let person = stats.as_array().unwrap().iter().find(|s| s["model"] == "PersonInfo").unwrap();
     assert_eq!(person["rows"], json!(1));
 
-    let out = admin(
-        &url,
-        &["query", "PersonInfo", "--filter", r#"{"user_idd":"0"}"#],
-    );
+    let out = admin(&url, &["query", "PersonInfo", "--filter", r#"{"user_idd":"0"}"#]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("unknown field `user_idd`"), "{err}");
-    assert!(
-        admin(&url, &["query", "PersonInfo", "--filter", "{oops"])
-            .status
-            .code()
-            == Some(1)
-    );
-    assert_eq!(
-        admin(&url, &["migrate", "fresh"]).status.code(),
-        Some(1),
-        "fresh needs --yes"
-    );
-    assert_eq!(
-        ok_json(&url, &["query", "PersonInfo", "--type", "count"]),
-        json!(1),
-        "and nothing was dropped"
-    );
+    assert!(admin(&url, &["query", "PersonInfo", "--filter", "{oops"]).status.code() == Some(1));
+    assert_eq!(admin(&url, &["migrate", "fresh"]).status.code(), Some(1), "fresh needs --yes");
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1), "and nothing was dropped");
     ok_json(&url, &["migrate", "fresh", "--yes"]);
-    assert_eq!(
-        ok_json(&url, &["query", "PersonInfo", "--type", "count"]),
-        json!(0)
-    );
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(0));
     ok_json(&url, &["migrate", "down"]);
     assert_eq!(admin(&url, &["check"]).status.code(), Some(2));
     let bad = admin("ftp://nowhere", &["stats"]);

@@ -16,151 +16,41 @@ fn usage(user: &str) -> Value {
 
 async fn db_query_shapes(t: &TestDb) {
     let c = Compat(t.db.clone());
-    let created = c
-        .db_query(
-            "LLMUsage",
-            "create",
-            None,
-            Some(&usage("u1")),
-            None,
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+    let created = c.db_query("LLMUsage", "create", None, Some(&usage("u1")), None, None, false).await.unwrap();
     assert!(created["id"].is_number() && created["timestamp"].is_string());
-    c.db_query(
-        "LLMUsage",
-        "create",
-        None,
-        Some(&usage("u2")),
-        None,
-        None,
-        false,
-    )
-    .await
-    .unwrap();
-    let all = c
-        .db_query(
-            "LLMUsage",
-            "get",
-            None,
-            None,
-            None,
-            Some(&["-id".into()]),
-            false,
-        )
-        .await
-        .unwrap();
+    c.db_query("LLMUsage", "create", None, Some(&usage("u2")), None, None, false).await.unwrap();
+    let all = c.db_query("LLMUsage", "get", None, None, None, Some(&["-id".into()]), false).await.unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!(all[0]["user_id"], json!("u2"));
-    let one = c
-        .db_query(
-            "LLMUsage",
-            "get",
-            Some(&json!({"user_id": "u1"})),
-            None,
-            None,
-            None,
-            true,
-        )
-        .await
-        .unwrap();
+    let one = c.db_query("LLMUsage", "get", Some(&json!({"user_id": "u1"})), None, None, None, true).await.unwrap();
     assert_eq!(one, created);
-    let none = c
-        .db_query(
-            "LLMUsage",
-            "get",
-            Some(&json!({"user_id": "x"})),
-            None,
-            None,
-            None,
-            true,
-        )
-        .await
-        .unwrap();
+    let none = c.db_query("LLMUsage", "get", Some(&json!({"user_id": "x"})), None, None, None, true).await.unwrap();
     assert_eq!(none, Value::Null);
-    let empty = c
-        .db_query(
-            "LLMUsage",
-            "get",
-            Some(&json!({"user_id": "x"})),
-            None,
-            None,
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+    let empty = c.db_query("LLMUsage", "get", Some(&json!({"user_id": "x"})), None, None, None, false).await.unwrap();
     assert_eq!(empty, json!([]));
     let (f, d) = (json!({"user_id": "u1"}), json!({"cost": 2.0}));
-    let n = c
-        .db_query("LLMUsage", "update", Some(&f), Some(&d), None, None, false)
-        .await
-        .unwrap();
+    let n = c.db_query("LLMUsage", "update", Some(&f), Some(&d), None, None, false).await.unwrap();
     assert_eq!(n, json!(1));
-    assert_eq!(
-        c.db_query("LLMUsage", "count", None, None, None, None, false)
-            .await
-            .unwrap(),
-        json!(2)
-    );
-    let limited = c
-        .db_get("LLMUsage", None, Some(1), Some("-cost"), false)
-        .await
-        .unwrap();
+    assert_eq!(c.db_query("LLMUsage", "count", None, None, None, None, false).await.unwrap(), json!(2));
+    let limited = c.db_get("LLMUsage", None, Some(1), Some("-cost"), false).await.unwrap();
     assert_eq!(limited.as_array().unwrap().len(), 1);
     assert_eq!(limited[0]["user_id"], json!("u1"));
     assert_eq!(
-        c.db_query(
-            "LLMUsage",
-            "delete",
-            Some(&json!({"user_id": "u2"})),
-            None,
-            None,
-            None,
-            false
-        )
-        .await
-        .unwrap(),
+        c.db_query("LLMUsage", "delete", Some(&json!({"user_id": "u2"})), None, None, None, false).await.unwrap(),
         json!(1)
     );
     // db_save: create, then update by key.
-    let saved = c
-        .db_save(
-            "LLMUsage",
-            &usage("u9"),
-            Some("user_id"),
-            Some(&json!("u9")),
-        )
-        .await
-        .unwrap();
-    let again = c
-        .db_save(
-            "LLMUsage",
-            &json!({"status": "retried"}),
-            Some("user_id"),
-            Some(&json!("u9")),
-        )
-        .await
-        .unwrap();
+    let saved = c.db_save("LLMUsage", &usage("u9"), Some("user_id"), Some(&json!("u9"))).await.unwrap();
+    let again =
+        c.db_save("LLMUsage", &json!({"status": "retried"}), Some("user_id"), Some(&json!("u9"))).await.unwrap();
     assert_eq!(again["id"], saved["id"]);
     assert_eq!(again["status"], json!("retried"));
     // Errors, never a silent None.
-    let e = c
-        .db_query("LLMUsage", "upsert", None, None, None, None, false)
-        .await
-        .unwrap_err();
+    let e = c.db_query("LLMUsage", "upsert", None, None, None, None, false).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
-    let e = c
-        .db_query("LLMUsage", "get", None, None, Some(-1), None, false)
-        .await
-        .unwrap_err();
+    let e = c.db_query("LLMUsage", "get", None, None, Some(-1), None, false).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
-    let e = c
-        .db_save("LLMUsage", &usage("x"), Some("user_id"), None)
-        .await
-        .unwrap_err();
+    let e = c.db_save("LLMUsage", &usage("x"), Some("user_id"), None).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
 }
 
@@ -176,10 +66,7 @@ async fn store_action_info_derives_fields(t: &TestDb) {
         .await
         .unwrap();
     let id = row["action_id"].as_str().unwrap();
-    assert!(
-        id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit()),
-        "{id}"
-    );
+    assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit()), "{id}");
     assert_eq!(row["action_data"], json!(r#"{"text":"你好","n":1}"#));
     assert_eq!(row["chat_id"], json!("s1"));
     assert_eq!(row["chat_info_stream_id"], json!("s1"));
@@ -195,31 +82,15 @@ async fn store_action_info_derives_fields(t: &TestDb) {
     assert_eq!(a["chat_id"], json!(""));
     assert_eq!(a["action_data"], json!("{}"));
     // With a thinking id it is an upsert on action_id.
-    let info = ActionInfo {
-        thinking_id: "think-1".into(),
-        action_name: "first".into(),
-        ..ActionInfo::default()
-    };
+    let info = ActionInfo { thinking_id: "think-1".into(), action_name: "first".into(), ..ActionInfo::default() };
     c.store_action_info(&info).await.unwrap();
-    let info = ActionInfo {
-        thinking_id: "think-1".into(),
-        action_name: "second".into(),
-        ..ActionInfo::default()
-    };
+    let info = ActionInfo { thinking_id: "think-1".into(), action_name: "second".into(), ..ActionInfo::default() };
     let row = c.store_action_info(&info).await.unwrap();
     assert_eq!(row["action_name"], json!("second"));
-    assert_eq!(
-        t.db.count("ActionRecords", &json!({"action_id": "think-1"}))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(t.db.count("ActionRecords", &json!({"action_id": "think-1"})).await.unwrap(), 1);
     assert_eq!(t.db.count("ActionRecords", &json!({})).await.unwrap(), 4);
     let e = c
-        .store_action_info(&ActionInfo {
-            chat_stream: Some(json!({"platform": "qq"})),
-            ..ActionInfo::default()
-        })
+        .store_action_info(&ActionInfo { chat_stream: Some(json!({"platform": "qq"})), ..ActionInfo::default() })
         .await;
     assert!(matches!(e, Err(Error::InvalidRequest(_))));
 }
@@ -233,43 +104,13 @@ async fn free_functions_use_the_installed_handle() {
     botdb::compat::install(t.db.clone());
     assert_eq!(MODEL_MAPPING.len(), 25);
     assert_eq!(MODEL_MAPPING["Messages"].table, "messages");
-    let row = botdb::compat::db_query(
-        "LLMUsage",
-        "create",
-        None,
-        Some(&usage("f")),
-        None,
-        None,
-        false,
-    )
-    .await
-    .unwrap();
-    let got = botdb::compat::db_get(
-        "LLMUsage",
-        Some(&json!({"id": row["id"]})),
-        None,
-        None,
-        true,
-    )
-    .await
-    .unwrap();
+    let row = botdb::compat::db_query("LLMUsage", "create", None, Some(&usage("f")), None, None, false).await.unwrap();
+    let got = botdb::compat::db_get("LLMUsage", Some(&json!({"id": row["id"]})), None, None, true).await.unwrap();
     assert_eq!(got, row);
-    let saved = botdb::compat::db_save(
-        "LLMUsage",
-        &json!({"cost": 1.5}),
-        Some("id"),
-        Some(&row["id"]),
-    )
-    .await
-    .unwrap();
+    let saved = botdb::compat::db_save("LLMUsage", &json!({"cost": 1.5}), Some("id"), Some(&row["id"])).await.unwrap();
     assert_eq!(saved["cost"], json!(1.5));
-    botdb::compat::store_action_info(&ActionInfo::default())
-        .await
-        .unwrap();
+    botdb::compat::store_action_info(&ActionInfo::default()).await.unwrap();
     assert!(botdb::compat::uninstall().is_some());
-    assert!(matches!(
-        botdb::compat::db_get("LLMUsage", None, None, None, false).await,
-        Err(Error::NotInstalled)
-    ));
+    assert!(matches!(botdb::compat::db_get("LLMUsage", None, None, None, false).await, Err(Error::NotInstalled)));
     t.close().await;
 }

@@ -65,16 +65,8 @@ fn matches_op(v: &Value, op: &str, x: &Value) -> bool {
         "$gte" => cmp(v, x) != Ordering::Less,
         "$lt" => cmp(v, x) == Ordering::Less,
         "$lte" => cmp(v, x) != Ordering::Greater,
-        "$in" => x
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|y| cmp(v, y) == Ordering::Equal),
-        "$nin" => !x
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|y| cmp(v, y) == Ordering::Equal),
+        "$in" => x.as_array().unwrap().iter().any(|y| cmp(v, y) == Ordering::Equal),
+        "$nin" => !x.as_array().unwrap().iter().any(|y| cmp(v, y) == Ordering::Equal),
         _ => unreachable!(),
     }
 }
@@ -100,9 +92,7 @@ fn reference(
         .collect();
     out.sort_by(|a, b| {
         for o in order {
-            let (f, desc) = o
-                .strip_prefix('-')
-                .map_or((o.as_str(), false), |f| (f, true));
+            let (f, desc) = o.strip_prefix('-').map_or((o.as_str(), false), |f| (f, true));
             let c = cmp(&a[f], &b[f]);
             let c = if desc { c.reverse() } else { c };
             if c != Ordering::Equal {
@@ -130,9 +120,7 @@ fn random_filter(rng: &mut fastrand::Rng) -> Map<String, Value> {
                 for _ in 0..rng.usize(1..3) {
                     let op = pick(rng, &["$gt", "$gte", "$lt", "$lte", "$ne", "$in", "$nin"]);
                     let x = match op {
-                        "$in" | "$nin" => {
-                            Value::Array((0..rng.usize(0..4)).map(|_| value(rng, field)).collect())
-                        }
+                        "$in" | "$nin" => Value::Array((0..rng.usize(0..4)).map(|_| value(rng, field)).collect()),
                         "$ne" if nullable && rng.u32(0..4) == 0 => Value::Null,
                         _ => value(rng, field),
                     };
@@ -156,58 +144,27 @@ async fn random_filters_match_the_reference(t: &TestDb) {
             "chat_info_create_time": 1.0, "chat_info_last_active_time": 1.0,
         });
         for (f, nullable) in FIELDS {
-            data[f] = if nullable && rng.u32(0..4) == 0 {
-                Value::Null
-            } else {
-                value(&mut rng, f)
-            };
+            data[f] = if nullable && rng.u32(0..4) == 0 { Value::Null } else { value(&mut rng, f) };
         }
         rows.push(t.db.create("Messages", &data).await.unwrap());
     }
     for case in 0..300 {
         let filter = random_filter(&mut rng);
         let order: Vec<String> = (0..rng.usize(0..3))
-            .map(|_| {
-                format!(
-                    "{}{}",
-                    if rng.bool() { "-" } else { "" },
-                    pick(&mut rng, &FIELDS).0
-                )
-            })
+            .map(|_| format!("{}{}", if rng.bool() { "-" } else { "" }, pick(&mut rng, &FIELDS).0))
             .collect();
-        let limit = if rng.bool() {
-            Some(rng.u64(0..10))
-        } else {
-            None
-        };
+        let limit = if rng.bool() { Some(rng.u64(0..10)) } else { None };
         let want = reference(&rows, &filter, &order, limit);
         let order_refs: Vec<&str> = order.iter().map(String::as_str).collect();
         let got: Vec<i64> =
-            t.db.find(
-                "Messages",
-                &Value::Object(filter.clone()),
-                &order_refs,
-                limit,
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r["id"].as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            got,
-            want,
-            "case {case}: filter {} order {order:?} limit {limit:?}",
-            Value::Object(filter)
-        );
-        let n =
-            t.db.count("Messages", &Value::Object(filter.clone()))
+            t.db.find("Messages", &Value::Object(filter.clone()), &order_refs, limit)
                 .await
-                .unwrap();
-        assert_eq!(
-            n as usize,
-            reference(&rows, &filter, &[], None).len(),
-            "count, case {case}"
-        );
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+        assert_eq!(got, want, "case {case}: filter {} order {order:?} limit {limit:?}", Value::Object(filter));
+        let n = t.db.count("Messages", &Value::Object(filter.clone())).await.unwrap();
+        assert_eq!(n as usize, reference(&rows, &filter, &[], None).len(), "count, case {case}");
     }
 }

@@ -26,110 +26,43 @@ async fn validation_errors_touch_nothing(t: &TestDb) {
     let before = db.find("LLMUsage", &json!({}), &[], None).await.unwrap();
     // Update and delete with an unknown field: an error, and no row touched (the Python layer dropped the
     // condition and touched every row).
-    let e = db
-        .update(
-            "LLMUsage",
-            &json!({"user_idd": "u1"}),
-            &json!({"cost": 9.0}),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::UnknownField { field, .. } if field == "user_idd"),
-        "{e}"
-    );
-    assert!(
-        e.to_string().contains("user_id"),
-        "the message lists the known fields: {e}"
-    );
-    let e = db
-        .delete("LLMUsage", &json!({"user_id": {"$like": "u%"}}))
-        .await
-        .unwrap_err();
+    let e = db.update("LLMUsage", &json!({"user_idd": "u1"}), &json!({"cost": 9.0})).await.unwrap_err();
+    assert!(matches!(&e, Error::UnknownField { field, .. } if field == "user_idd"), "{e}");
+    assert!(e.to_string().contains("user_id"), "the message lists the known fields: {e}");
+    let e = db.delete("LLMUsage", &json!({"user_id": {"$like": "u%"}})).await.unwrap_err();
     assert!(matches!(e, Error::UnknownOperator { .. }), "{e}");
-    let e = db
-        .update(
-            "LLMUsage",
-            &json!({"user_id": "u1"}),
-            &json!({"costt": 1.0}),
-        )
-        .await
-        .unwrap_err();
+    let e = db.update("LLMUsage", &json!({"user_id": "u1"}), &json!({"costt": 1.0})).await.unwrap_err();
     assert!(matches!(e, Error::UnknownField { .. }), "{e}");
-    let e = db
-        .update(
-            "LLMUsage",
-            &json!({"user_id": "u1"}),
-            &json!({"cost": "cheap"}),
-        )
-        .await
-        .unwrap_err();
+    let e = db.update("LLMUsage", &json!({"user_id": "u1"}), &json!({"cost": "cheap"})).await.unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
-    let e = db
-        .delete("LLMUsage", &json!({"prompt_tokens": "1"}))
-        .await
-        .unwrap_err();
+    let e = db.delete("LLMUsage", &json!({"prompt_tokens": "1"})).await.unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
-    let e = db
-        .delete("LLMUsage", &json!({"prompt_tokens": {"$in": 1}}))
-        .await
-        .unwrap_err();
+    let e = db.delete("LLMUsage", &json!({"prompt_tokens": {"$in": 1}})).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
-    let e = db
-        .delete("LLMUsage", &json!({"prompt_tokens": {"$gt": {"a": 1}}}))
-        .await
-        .unwrap_err();
+    let e = db.delete("LLMUsage", &json!({"prompt_tokens": {"$gt": {"a": 1}}})).await.unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
-    assert_eq!(
-        db.find("LLMUsage", &json!({}), &[], None).await.unwrap(),
-        before,
-        "nothing changed"
-    );
+    assert_eq!(db.find("LLMUsage", &json!({}), &[], None).await.unwrap(), before, "nothing changed");
 
     let e = db.create("LLMUsages", &json!({})).await.unwrap_err();
-    assert!(
-        matches!(e, Error::UnknownModel { .. }) && e.to_string().contains("LLMUsage"),
-        "{e}"
-    );
-    let e = db
-        .create("LLMUsage", &json!({"model_name": "m"}))
-        .await
-        .unwrap_err();
+    assert!(matches!(e, Error::UnknownModel { .. }) && e.to_string().contains("LLMUsage"), "{e}");
+    let e = db.create("LLMUsage", &json!({"model_name": "m"})).await.unwrap_err();
     assert!(
         matches!(&e, Error::MissingRequired { fields, .. } if fields.contains("endpoint") && !fields.contains("timestamp")),
         "{e}"
     );
-    let e = db
-        .create("LLMUsage", &json!({"nope": 1}))
-        .await
-        .unwrap_err();
+    let e = db.create("LLMUsage", &json!({"nope": 1})).await.unwrap_err();
     assert!(matches!(e, Error::UnknownField { .. }), "{e}");
     let e = db.create("LLMUsage", &json!([1, 2])).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
-    let e = db
-        .find("LLMUsage", &json!({}), &["-costt"], None)
-        .await
-        .unwrap_err();
+    let e = db.find("LLMUsage", &json!({}), &["-costt"], None).await.unwrap_err();
     assert!(matches!(e, Error::UnknownField { .. }), "{e}");
-    let e = db
-        .find("LLMUsage", &json!("user_id = 'u1'"), &[], None)
-        .await
-        .unwrap_err();
+    let e = db.find("LLMUsage", &json!("user_id = 'u1'"), &[], None).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
     // A field name is never SQL: an injection attempt is just an unknown field.
-    let e = db
-        .find("LLMUsage", &json!({"id = 1 OR 1": 1}), &[], None)
-        .await
-        .unwrap_err();
+    let e = db.find("LLMUsage", &json!({"id = 1 OR 1": 1}), &[], None).await.unwrap_err();
     assert!(matches!(e, Error::UnknownField { .. }), "{e}");
     let e = db
-        .query(
-            "LLMUsage",
-            &botdb::QueryRequest {
-                query_type: botdb::QueryType::Create,
-                ..Default::default()
-            },
-        )
+        .query("LLMUsage", &botdb::QueryRequest { query_type: botdb::QueryType::Create, ..Default::default() })
         .await
         .unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
@@ -142,20 +75,11 @@ async fn constraint_errors_are_typed(t: &TestDb) {
     let node = json!({"node_name": "plugin.x", "description": "d", "plugin_name": "p"});
     db.create("PermissionNodes", &node).await.unwrap();
     let e = db.create("PermissionNodes", &node).await.unwrap_err();
-    assert!(
-        matches!(e, Error::Constraint { .. }),
-        "a duplicate unique key is a constraint error: {e}"
-    );
+    assert!(matches!(e, Error::Constraint { .. }), "a duplicate unique key is a constraint error: {e}");
     assert_eq!(db.count("PermissionNodes", &json!({})).await.unwrap(), 1);
     let e = db
-        .create(
-            "PermissionNodes",
-            &json!({"node_name": "x".repeat(256), "description": "d", "plugin_name": "p"}),
-        )
+        .create("PermissionNodes", &json!({"node_name": "x".repeat(256), "description": "d", "plugin_name": "p"}))
         .await
         .unwrap_err();
-    assert!(
-        matches!(e, Error::InvalidValue { .. }),
-        "over VARCHAR(255) on every backend: {e}"
-    );
+    assert!(matches!(e, Error::InvalidValue { .. }), "over VARCHAR(255) on every backend: {e}");
 }

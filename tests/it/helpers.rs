@@ -38,9 +38,7 @@ fn unique_name() -> String {
 
 /// Replaces the database name (the last path segment) of a server URL.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let root = match base[scheme_end..].find('/') {
         Some(i) => &base[..scheme_end + i],
@@ -55,11 +53,7 @@ fn with_database(url: &str, name: &str) -> String {
 /// Settings for a fresh database of `backend`, or `None` when that backend is not under test.
 pub async fn fresh_settings(
     backend: Backend,
-) -> Option<(
-    Settings,
-    Option<(String, String)>,
-    Option<tempfile::TempDir>,
-)> {
+) -> Option<(Settings, Option<(String, String)>, Option<tempfile::TempDir>)> {
     match backend.env() {
         None => {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -70,21 +64,13 @@ pub async fn fresh_settings(
         }
         Some(var) => {
             let Ok(server) = std::env::var(var) else {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "{var} must be set under CI=true"
-                );
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{var} must be set under CI=true");
                 eprintln!("skipping {backend:?}: {var} is not set");
                 return None;
             };
             let name = unique_name();
-            let admin = Database::connect(&server)
-                .await
-                .expect("connect to the test server");
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create database");
+            let admin = Database::connect(&server).await.expect("connect to the test server");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
             admin.close().await.ok();
             let s = Settings::for_url(with_database(&server, &name));
             Some((s, Some((server, name)), None))
@@ -95,30 +81,16 @@ pub async fn fresh_settings(
 pub async fn open(backend: Backend) -> Option<TestDb> {
     let (settings, drop, dir) = fresh_settings(backend).await?;
     let db = Db::open(settings).await.expect("open test database");
-    Some(TestDb {
-        db,
-        backend,
-        drop,
-        _dir: dir,
-    })
+    Some(TestDb { db, backend, drop, _dir: dir })
 }
 
 impl TestDb {
     pub async fn close(self) {
         self.db.shutdown().await;
         if let Some((server, name)) = self.drop {
-            let admin = Database::connect(&server)
-                .await
-                .expect("connect to the test server");
-            let force = if self.backend == Backend::Postgres {
-                " WITH (FORCE)"
-            } else {
-                ""
-            };
-            admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
-                .await
-                .expect("drop");
+            let admin = Database::connect(&server).await.expect("connect to the test server");
+            let force = if self.backend == Backend::Postgres { " WITH (FORCE)" } else { "" };
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}")).await.expect("drop");
             admin.close().await.ok();
         }
     }
@@ -145,9 +117,7 @@ pub(crate) use backend_tests;
 
 pub async fn run<F>(backend: Backend, f: F)
 where
-    F: for<'a> FnOnce(
-        &'a TestDb,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    F: for<'a> FnOnce(&'a TestDb) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
 {
     let Some(t) = open(backend).await else { return };
     f(&t).await;

@@ -6,27 +6,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, backend_tests, required_data};
 
-backend_tests!(
-    create_with_required_fields_fills_defaults,
-    every_column_round_trips
-);
+backend_tests!(create_with_required_fields_fills_defaults, every_column_round_trips);
 
 async fn create_with_required_fields_fills_defaults(t: &TestDb) {
     for m in models() {
-        let created =
-            t.db.create(m.name, &required_data(m, 1))
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
-        let read =
-            t.db.find_one(m.name, &json!({"id": created["id"]}), &[])
-                .await
-                .unwrap()
-                .unwrap();
-        assert_eq!(
-            read, created,
-            "{}: the returned row is the stored row",
-            m.name
-        );
+        let created = t.db.create(m.name, &required_data(m, 1)).await.unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        let read = t.db.find_one(m.name, &json!({"id": created["id"]}), &[]).await.unwrap().unwrap();
+        assert_eq!(*read, created, "{}: the returned row is the stored row", m.name);
         assert_eq!(read.len(), m.columns.len());
         for c in m.columns {
             let v = &read[c.name];
@@ -65,11 +51,7 @@ fn edge_value(kind: Kind, max_len: Option<u32>, variant: usize) -> Value {
         Kind::Float => json!([1_712_345_678.123_456_7, -0.000_123_456_789, 1e300][variant % 3]),
         Kind::Bool => json!(variant.is_multiple_of(2)),
         Kind::DateTime => json!(
-            [
-                "2025-12-31 23:59:59.999999",
-                "1999-01-01 00:00:00.000001",
-                "2025-06-15 08:00:00.000000"
-            ][variant % 3]
+            ["2025-12-31 23:59:59.999999", "1999-01-01 00:00:00.000001", "2025-06-15 08:00:00.000000"][variant % 3]
         ),
         Kind::Text => {
             let unit = format!("{variant}🎉中文é");
@@ -84,28 +66,14 @@ async fn every_column_round_trips(t: &TestDb) {
         for variant in 0..3 {
             let mut data = serde_json::Map::new();
             for c in &m.columns[1..] {
-                let v = if variant == 2 && c.nullable {
-                    Value::Null
-                } else {
-                    edge_value(c.kind, c.max_len, variant)
-                };
+                let v = if variant == 2 && c.nullable { Value::Null } else { edge_value(c.kind, c.max_len, variant) };
                 data.insert(c.name.to_owned(), v);
             }
             let created =
-                t.db.create(m.name, &Value::Object(data.clone()))
-                    .await
-                    .unwrap_or_else(|e| panic!("{}: {e}", m.name));
-            let read =
-                t.db.find_one(m.name, &json!({"id": created["id"]}), &[])
-                    .await
-                    .unwrap()
-                    .unwrap();
+                t.db.create(m.name, &Value::Object(data.clone())).await.unwrap_or_else(|e| panic!("{}: {e}", m.name));
+            let read = t.db.find_one(m.name, &json!({"id": created["id"]}), &[]).await.unwrap().unwrap();
             for (k, v) in &data {
-                assert_eq!(
-                    &read[k], v,
-                    "{}.{k} (variant {variant}) round-trips",
-                    m.name
-                );
+                assert_eq!(&read[k], v, "{}.{k} (variant {variant}) round-trips", m.name);
             }
         }
     }

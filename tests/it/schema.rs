@@ -12,47 +12,26 @@ use crate::helpers::{Backend, TestDb, backend_tests, required_data};
 backend_tests!(migrate_down_then_up_leaves_an_equal_schema);
 
 /// (table → [(column, sqlite type, not null)], table → {index name → (columns, unique)}) from schema.md.
-type Spec = (
-    BTreeMap<String, Vec<(String, String, bool)>>,
-    BTreeMap<String, BTreeMap<String, (Vec<String>, bool)>>,
-);
+type Spec = (BTreeMap<String, Vec<(String, String, bool)>>, BTreeMap<String, BTreeMap<String, (Vec<String>, bool)>>);
 
 fn parse_spec() -> Spec {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
     let (mut cols, mut idx) = (BTreeMap::new(), BTreeMap::new());
     let mut table = String::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("### `") {
-            table = rest
-                .split("table `")
-                .nth(1)
-                .unwrap()
-                .trim_end_matches('`')
-                .to_owned();
+            table = rest.split("table `").nth(1).unwrap().trim_end_matches('`').to_owned();
         } else if !table.is_empty() && line.starts_with("| ") && !line.starts_with("| column") {
             let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            let ty = if cells[5] == "PK" {
-                "INTEGER".to_owned()
-            } else {
-                cells[1].to_owned()
-            };
-            cols.entry(table.clone()).or_insert_with(Vec::new).push((
-                cells[0].to_owned(),
-                ty,
-                cells[3] == "NOT NULL",
-            ));
+            let ty = if cells[5] == "PK" { "INTEGER".to_owned() } else { cells[1].to_owned() };
+            cols.entry(table.clone()).or_insert_with(Vec::new).push((cells[0].to_owned(), ty, cells[3] == "NOT NULL"));
         } else if let Some(rest) = line.strip_prefix("Indexes (name(cols)): ") {
-            let m: &mut BTreeMap<String, (Vec<String>, bool)> =
-                idx.entry(table.clone()).or_default();
+            let m: &mut BTreeMap<String, (Vec<String>, bool)> = idx.entry(table.clone()).or_default();
             for part in rest.split("; ") {
                 let name = part.split('`').nth(1).unwrap().to_owned();
                 let inner = part.split('(').nth(1).unwrap().split(')').next().unwrap();
                 let cs = inner.split(',').map(|c| c.trim().to_owned()).collect();
-                let unique = part
-                    .split(')')
-                    .nth(1)
-                    .is_some_and(|rest| rest.trim_start().starts_with("UNIQUE"));
+                let unique = part.split(')').nth(1).is_some_and(|rest| rest.trim_start().starts_with("UNIQUE"));
                 m.insert(name, (cs, unique));
             }
         }
@@ -61,9 +40,7 @@ fn parse_spec() -> Spec {
 }
 
 async fn rows(conn: &impl ConnectionTrait, sql: &str) -> Vec<botdb::sea_orm::QueryResult> {
-    conn.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
-        .await
-        .unwrap()
+    conn.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap()
 }
 
 /// Compares a SQLite database's tables, columns and indexes with the contract.
@@ -99,20 +76,12 @@ async fn assert_matches_spec(conn: &impl ConnectionTrait, own_indexes: usize) {
         }
     }
     // botdb's own hot-path indexes.
-    let extra = rows(
-        conn,
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_botdb_%'",
-    )
-    .await;
+    let extra = rows(conn, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_botdb_%'").await;
     assert_eq!(extra.len(), own_indexes);
     // images.path is a table-level UNIQUE constraint.
-    let sql: String = rows(conn, "SELECT sql FROM sqlite_master WHERE name = 'images'").await[0]
-        .try_get_by_index(0)
-        .unwrap();
-    assert!(
-        sql.contains("UNIQUE (\"path\")") || sql.contains("UNIQUE (path)"),
-        "{sql}"
-    );
+    let sql: String =
+        rows(conn, "SELECT sql FROM sqlite_master WHERE name = 'images'").await[0].try_get_by_index(0).unwrap();
+    assert!(sql.contains("UNIQUE (\"path\")") || sql.contains("UNIQUE (path)"), "{sql}");
 }
 
 #[tokio::test]
@@ -130,9 +99,7 @@ async fn a_database_created_by_the_bot_opens_and_works() {
     let url = format!("sqlite://{}/bot.sqlite?mode=rwc", dir.path().display());
     // The bot creates its database and writes a row as it does (a DATETIME without a fraction).
     let raw = Database::connect(&url).await.unwrap();
-    raw.execute_unprepared(include_str!("../fixtures/bot_schema.sql"))
-        .await
-        .unwrap();
+    raw.execute_unprepared(include_str!("../fixtures/bot_schema.sql")).await.unwrap();
     raw.execute_unprepared(
         "INSERT INTO llm_usage (model_name, model_assign_name, model_api_provider, user_id, request_type, endpoint, \
          prompt_tokens, completion_tokens, time_cost, total_tokens, cost, status, timestamp) \
@@ -149,9 +116,7 @@ async fn a_database_created_by_the_bot_opens_and_works() {
     assert_eq!(rows[0]["timestamp"], json!("2025-01-02 03:04:05.000000"));
     assert_eq!(rows[0]["time_cost"], json!(null));
     for m in botdb::core::registry::models() {
-        db.create(m.name, &required_data(m, 7))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        db.create(m.name, &required_data(m, 7)).await.unwrap_or_else(|e| panic!("{}: {e}", m.name));
     }
     assert_eq!(db.count("LLMUsage", &json!({})).await.unwrap(), 2);
     db.shutdown().await;
@@ -185,11 +150,7 @@ async fn schema_dump(t: &TestDb) -> BTreeSet<String> {
     };
     let mut out = BTreeSet::new();
     for sql in sqls {
-        for r in conn
-            .query_all_raw(Statement::from_string(backend, *sql))
-            .await
-            .unwrap()
-        {
+        for r in conn.query_all_raw(Statement::from_string(backend, *sql)).await.unwrap() {
             out.insert(r.try_get_by_index::<String>(0).unwrap());
         }
     }
@@ -198,23 +159,11 @@ async fn schema_dump(t: &TestDb) -> BTreeSet<String> {
 
 async fn migrate_down_then_up_leaves_an_equal_schema(t: &TestDb) {
     let before = schema_dump(t).await;
-    assert!(
-        before.len() > 100,
-        "the dump sees the schema ({} lines)",
-        before.len()
-    );
+    assert!(before.len() > 100, "the dump sees the schema ({} lines)", before.len());
     // Floats are double precision on every backend.
     match t.backend {
-        Backend::Postgres => assert!(
-            before
-                .iter()
-                .any(|l| l.starts_with("messages.time double precision NO"))
-        ),
-        Backend::Mysql => assert!(
-            before
-                .iter()
-                .any(|l| l.starts_with("messages.time double NO"))
-        ),
+        Backend::Postgres => assert!(before.iter().any(|l| l.starts_with("messages.time double precision NO"))),
+        Backend::Mysql => assert!(before.iter().any(|l| l.starts_with("messages.time double NO"))),
         Backend::Sqlite => {}
     }
     t.db.migrate_down(Some(1)).await.unwrap();

@@ -28,18 +28,9 @@ async fn typed_crud(t: &TestDb) {
     let m = db.insert_model(am).await.unwrap();
     assert!(m.id > 0);
     assert_eq!(m.time_cost, None);
-    let by_id = db
-        .find_by_id::<llm_usage::Entity>(m.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let by_id = db.find_by_id::<llm_usage::Entity>(m.id).await.unwrap().unwrap();
     assert_eq!(by_id, m, "timestamp default round-trips through the entity");
-    assert_eq!(
-        db.find_by_id::<llm_usage::Entity>(m.id + 100)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(db.find_by_id::<llm_usage::Entity>(m.id + 100).await.unwrap(), None);
 
     for i in 0..5 {
         let row = db
@@ -61,44 +52,15 @@ async fn typed_crud(t: &TestDb) {
         .order_desc(messages::Column::Time)
         .limit(2);
     let recent = db.find_where(&w).await.unwrap();
-    assert_eq!(
-        recent
-            .iter()
-            .map(|m| m.message_id.as_str())
-            .collect::<Vec<_>>(),
-        ["m3", "m2"]
-    );
-    let changes = messages::ActiveModel {
-        interest_value: Set(Some(0.5)),
-        ..Default::default()
-    };
-    let n = db
-        .update_where(
-            &Where::new().is_in(messages::Column::MessageId, vec!["m1", "m2"]),
-            changes,
-        )
-        .await
-        .unwrap();
+    assert_eq!(recent.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m3", "m2"]);
+    let changes = messages::ActiveModel { interest_value: Set(Some(0.5)), ..Default::default() };
+    let n = db.update_where(&Where::new().is_in(messages::Column::MessageId, vec!["m1", "m2"]), changes).await.unwrap();
     assert_eq!(n, 2);
-    let m1 = db
-        .find_by_key::<messages::Entity>(messages::Column::MessageId, "m1")
-        .await
-        .unwrap()
-        .unwrap();
+    let m1 = db.find_by_key::<messages::Entity>(messages::Column::MessageId, "m1").await.unwrap().unwrap();
     assert_eq!(m1.interest_value, Some(0.5));
-    assert_eq!(
-        db.delete_where(&Where::<messages::Entity>::new().gt(messages::Column::Time, 2.5))
-            .await
-            .unwrap(),
-        2
-    );
-    let stream = db
-        .find_by_key::<chat_streams::Entity>(chat_streams::Column::StreamId, "none")
-        .await
-        .unwrap();
+    assert_eq!(db.delete_where(&Where::<messages::Entity>::new().gt(messages::Column::Time, 2.5)).await.unwrap(), 2);
+    let stream = db.find_by_key::<chat_streams::Entity>(chat_streams::Column::StreamId, "none").await.unwrap();
     assert!(stream.is_none());
-    let bad = Where::<messages::Entity>::new()
-        .eq(messages::Column::Time, 1.0)
-        .gt(messages::Column::Time, 0.0);
+    let bad = Where::<messages::Entity>::new().eq(messages::Column::Time, 1.0).gt(messages::Column::Time, 0.0);
     assert!(db.find_where(&bad).await.is_err());
 }

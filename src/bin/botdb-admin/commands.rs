@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use crate::cli::{Args, Command, MigrateAction};
 
 fn parse_json(what: &str, s: &str) -> Result<Value> {
-    serde_json::from_str(s)
-        .map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
+    serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
 }
 
 fn print(v: &impl serde::Serialize) -> Result<()> {
@@ -59,73 +58,34 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
                 MigrateAction::Status => {}
                 MigrateAction::Fresh { yes: false } => {
                     return Err(Error::InvalidRequest(
-                        "`migrate fresh` drops every table and all data; add --yes to confirm"
-                            .into(),
+                        "`migrate fresh` drops every table and all data; add --yes to confirm".into(),
                     ));
                 }
                 MigrateAction::Fresh { yes: true } => db.migrate_fresh().await?,
             }
             print(&db.migrate_status().await?)?;
         }
-        Command::Query {
-            model,
-            query_type,
-            filter,
-            data,
-            order_by,
-            limit,
-            single,
-        } => {
+        Command::Query { model, query_type, filter, data, order_by, limit, single } => {
             let filter = filter.map(|f| parse_json("filter", &f)).transpose()?;
             let data = data.map(|d| parse_json("data", &d)).transpose()?;
             let out = compat
-                .db_query(
-                    &model,
-                    &query_type,
-                    filter.as_ref(),
-                    data.as_ref(),
-                    limit,
-                    Some(&order_by),
-                    single,
-                )
+                .db_query(&model, &query_type, filter.as_ref(), data.as_ref(), limit, Some(&order_by), single)
                 .await?;
             print(&out)?;
         }
-        Command::Save {
-            model,
-            data,
-            key_field,
-            key_value,
-        } => {
+        Command::Save { model, data, key_field, key_value } => {
             let data = parse_json("data", &data)?;
             let key_value = key_value.map(|k| parse_json("key-value", &k)).transpose()?;
-            print(
-                &compat
-                    .db_save(&model, &data, key_field.as_deref(), key_value.as_ref())
-                    .await?,
-            )?;
+            print(&compat.db_save(&model, &data, key_field.as_deref(), key_value.as_ref()).await?)?;
         }
-        Command::StoreAction {
-            chat_stream,
-            name,
-            data,
-            display,
-            done,
-            build_into_prompt,
-            thinking_id,
-        } => {
+        Command::StoreAction { chat_stream, name, data, display, done, build_into_prompt, thinking_id } => {
             let info = ActionInfo {
-                chat_stream: chat_stream
-                    .map(|c| parse_json("chat-stream", &c))
-                    .transpose()?,
+                chat_stream: chat_stream.map(|c| parse_json("chat-stream", &c)).transpose()?,
                 action_build_into_prompt: build_into_prompt,
                 action_prompt_display: display,
                 action_done: done,
                 thinking_id,
-                action_data: data
-                    .map(|d| parse_json("data", &d))
-                    .transpose()?
-                    .unwrap_or_else(|| json!({})),
+                action_data: data.map(|d| parse_json("data", &d)).transpose()?.unwrap_or_else(|| json!({})),
                 action_name: name,
             };
             print(&compat.store_action_info(&info).await?)?;

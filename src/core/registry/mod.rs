@@ -116,25 +116,25 @@ impl PartialEq for ModelDef {
     }
 }
 
+impl Eq for ModelDef {}
+
+impl std::hash::Hash for ModelDef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.name.hash(h);
+    }
+}
+
 impl ModelDef {
     /// Resolves a field name to its column index.
     ///
     /// # Errors
     /// [`Error::UnknownField`] naming the model's columns.
     pub fn column_index(&self, field: &str) -> Result<usize> {
-        self.columns
-            .iter()
-            .position(|c| c.name == field)
-            .ok_or_else(|| Error::UnknownField {
-                model: self.name.to_owned(),
-                field: field.to_owned(),
-                known: self
-                    .columns
-                    .iter()
-                    .map(|c| c.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.columns.iter().position(|c| c.name == field).ok_or_else(|| Error::UnknownField {
+            model: self.name.to_owned(),
+            field: field.to_owned(),
+            known: self.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+        })
     }
 
     /// The column at `idx`.
@@ -158,17 +158,15 @@ pub fn models() -> &'static [ModelDef] {
 /// # Errors
 /// [`Error::UnknownModel`] listing the known names.
 pub fn model(name: &str) -> Result<&'static ModelDef> {
-    models()
-        .iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| Error::UnknownModel {
-            name: name.to_owned(),
-            known: models()
-                .iter()
-                .map(|m| m.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    models().iter().find(|m| m.name == name).ok_or_else(|| Error::UnknownModel {
+        name: name.to_owned(),
+        known: models().iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// The position of `model` in the mapping (0..25), a compact id.
+pub fn model_index(model: &ModelDef) -> usize {
+    models().iter().position(|m| m.name == model.name).unwrap_or(0)
 }
 
 /// Looks a model up by its table name.
@@ -188,20 +186,13 @@ mod tests {
     fn mapping_has_25_models_and_275_columns() {
         assert_eq!(MODEL_MAPPING.len(), 25);
         assert_eq!(models().iter().map(|m| m.columns.len()).sum::<usize>(), 275);
-        assert!(
-            models()
-                .iter()
-                .all(|m| m.columns[0].name == "id" && m.columns[0].kind == Kind::Id)
-        );
+        assert!(models().iter().all(|m| m.columns[0].name == "id" && m.columns[0].kind == Kind::Id));
     }
 
     #[test]
     fn lookups_fail_with_what_to_fix() {
         let e = model("messages").unwrap_err().to_string();
-        assert!(
-            e.contains("unknown model `messages`") && e.contains("Messages"),
-            "{e}"
-        );
+        assert!(e.contains("unknown model `messages`") && e.contains("Messages"), "{e}");
         let m = model("Messages").unwrap();
         let e = m.column_index("chat_idd").unwrap_err().to_string();
         assert!(e.contains("`chat_idd`") && e.contains("chat_id"), "{e}");

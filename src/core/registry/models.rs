@@ -225,10 +225,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "stream_id",
-            unique: true,
-        }],
+        keys: &[Key { column: "stream_id", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -460,16 +457,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[
-            Key {
-                column: "full_path",
-                unique: true,
-            },
-            Key {
-                column: "emoji_hash",
-                unique: false,
-            },
-        ],
+        keys: &[Key { column: "full_path", unique: true }, Key { column: "emoji_hash", unique: false }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -789,10 +777,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "message_id",
-            unique: false,
-        }],
+        keys: &[Key { column: "message_id", unique: false }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -888,10 +873,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "action_id",
-            unique: false,
-        }],
+        keys: &[Key { column: "action_id", unique: false }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -971,16 +953,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[
-            Key {
-                column: "path",
-                unique: true,
-            },
-            Key {
-                column: "emoji_hash",
-                unique: false,
-            },
-        ],
+        keys: &[Key { column: "path", unique: true }, Key { column: "emoji_hash", unique: false }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -1132,10 +1105,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "video_hash",
-            unique: true,
-        }],
+        keys: &[Key { column: "video_hash", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -1319,10 +1289,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "person_id",
-            unique: true,
-        }],
+        keys: &[Key { column: "person_id", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -1522,10 +1489,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "chat_id",
-            unique: false,
-        }],
+        keys: &[Key { column: "chat_id", unique: false }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -1701,10 +1665,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "concept",
-            unique: true,
-        }],
+        keys: &[Key { column: "concept", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -1816,10 +1777,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "date",
-            unique: true,
-        }],
+        keys: &[Key { column: "date", unique: true }],
         touch_on_update: &["updated_at"],
     },
     ModelDef {
@@ -1899,10 +1857,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "datetime_hour",
-            unique: true,
-        }],
+        keys: &[Key { column: "datetime_hour", unique: true }],
         touch_on_update: &["updated_at"],
     },
     ModelDef {
@@ -2134,10 +2089,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "cache_key",
-            unique: true,
-        }],
+        keys: &[Key { column: "cache_key", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -2265,10 +2217,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "node_name",
-            unique: true,
-        }],
+        keys: &[Key { column: "node_name", unique: true }],
         touch_on_update: &[],
     },
     ModelDef {
@@ -2452,10 +2401,7 @@ pub(super) static MODELS: [ModelDef; 25] = [
                 max_len: None,
             },
         ],
-        keys: &[Key {
-            column: "user_id",
-            unique: true,
-        }],
+        keys: &[Key { column: "user_id", unique: true }],
         touch_on_update: &[],
     },
 ];

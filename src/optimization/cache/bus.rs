@@ -1,0 +1,120 @@
+//! The invalidation bus: one dedicated pub/sub connection (never pooled) per process. It applies the
+//! counters other processes announce, resynchronises after every (re)subscription, and drops the
+//! in-process entries whenever the channel was lost, since messages may have been missed.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::generations::Field;
+use super::redis::decode_message;
+use super::{Cache, Inner};
+use crate::core::registry::models;
+
+/// Re-reads every shared counter (after bumping `all` everywhere when this process wrote while Redis was
+/// unusable) and drops the in-process entries. Returns false when Redis did not answer.
+async fn resync(cache: &Cache) -> bool {
+    let inner = &cache.inner;
+    let Some(r) = &inner.redis else { return true };
+    if r.desynced.load(Ordering::Acquire) {
+        for (idx, m) in models().iter().enumerate() {
+            if r.bump(m, idx, &[Field::All]).await.is_none() {
+                return false;
+            }
+        }
+    }
+    let mut fresh = Vec::with_capacity(models().len());
+    for m in models() {
+        match r.fetch_gens(m).await {
+            Some(g) => fresh.push(g),
+            None => return false,
+        }
+    }
+    inner.l1.invalidate_all();
+    inner.l2.invalidate_all();
+    for (idx, g) in fresh.into_iter().enumerate() {
+        // Local counters may be ahead (local bumps); everything local was just dropped, so take Redis's.
+        inner.gens.reset_model(idx);
+        for (f, v) in g {
+            inner.gens.set(idx, f, v);
+        }
+    }
+    r.desynced.store(false, Ordering::Release);
+    true
+}
+
+fn apply(cache: &Cache, payload: &str) {
+    match decode_message(payload) {
+        Some(None) => {
+            cache.inner.l1.invalidate_all();
+            cache.inner.l2.invalidate_all();
+        }
+        Some(Some((idx, fields))) => {
+            for (f, v) in fields {
+                cache.inner.gens.raise(idx, f, v);
+            }
+        }
+        None => tracing::warn!("ignoring a malformed invalidation message"),
+    }
+}
+
+/// The bus task: runs until the cache is dropped or the task is aborted.
+pub(super) async fn run(weak: Weak<Inner>, cooldown: Duration) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let cache = Cache { inner };
+        let Some(r) = cache.inner.redis.clone() else { return };
+        let connected = tokio::time::timeout(Duration::from_secs(2), r.client().get_async_pubsub()).await;
+        let mut pubsub = match connected {
+            Ok(Ok(p)) => p,
+            _ => {
+                drop(cache);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if pubsub.subscribe(r.channel()).await.is_err() || !resync(&cache).await {
+            drop(cache);
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        tracing::info!("cache invalidation bus subscribed");
+        let mut messages = pubsub.into_on_message();
+        let mut tick = tokio::time::interval(cooldown.max(Duration::from_millis(100)));
+        let weak_inner = std::sync::Arc::downgrade(&cache.inner);
+        drop(cache);
+        loop {
+            tokio::select! {
+                msg = messages.next() => match msg {
+                    Some(m) => {
+                        let Some(inner) = weak_inner.upgrade() else { return };
+                        if let Ok(payload) = m.get_payload::<String>() {
+                            apply(&Cache { inner }, &payload);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let Some(inner) = weak_inner.upgrade() else { return };
+                    let cache = Cache { inner };
+                    if cache.inner.redis.as_ref().is_some_and(|r| r.desynced.load(Ordering::Acquire)) {
+                        resync(&cache).await;
+                    }
+                }
+            }
+        }
+        // The channel is gone: messages may have been missed.
+        if let Some(inner) = weak.upgrade() {
+            tracing::warn!("cache invalidation bus lost; dropping in-process entries until resynchronised");
+            if let Some(r) = &inner.redis {
+                r.desynced.store(true, Ordering::Release);
+            }
+            Cache { inner }.clear_local();
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The multi-level read cache: L1 (small, short TTL) → L2 (large, byte-bounded) in process (moka, TinyLFU) →
+//! the optional Redis tier shared by several processes → the database. Misses on one key coalesce into one
+//! load; empty results are cached with a shorter TTL.
+//!
+//! Coherence comes from generations (`generations.rs`): a key embeds the counters it was read under, and a
+//! committed write bumps the counters of what it touched before its caller hears `Ok`. A load that began
+//! before the write installs its result under the old key, where no later read looks: a stale fill is
+//! impossible by construction. With Redis, the counters are shared (hashes bumped with `HINCRBY`) and
+//! announced on a pub/sub channel; a process that loses the channel drops its in-process entries.
+
+mod bus;
+pub mod generations;
+pub mod policy;
+pub mod redis;
+pub mod stats;
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+
+use crate::config::CacheSettings;
+use crate::core::exec::Select;
+use crate::core::registry::{ModelDef, model_index, models};
+use crate::core::value::{Row, Rows};
+use crate::utils::error::Result;
+
+use generations::{Field, Generations};
+use policy::{Touched, WindowRead, read_scope};
+use redis::RedisTier;
+pub use stats::CacheStats;
+use stats::{Counters, Layer};
+
+/// Loads a select from the database (the cache's only way to reach it).
+pub type Loader<'a> = &'a (dyn Fn(Select) -> BoxFuture<'static, Result<Vec<Row>>> + Send + Sync);
+
+/// A cached result.
+#[derive(Clone, Debug)]
+struct Entry {
+    rows: Rows,
+    ttl: Duration,
+    bytes: u32,
+}
+
+impl Entry {
+    fn new(rows: Rows, ttl: Duration, negative: Duration) -> Entry {
+        let bytes: usize = rows
+            .iter()
+            .map(|r| r.iter().map(|(k, v)| 48 + k.len() + v.as_str().map_or(8, str::len)).sum::<usize>())
+            .sum::<usize>()
+            + 64;
+        let ttl = if rows.is_empty() { negative.min(ttl) } else { ttl };
+        Entry { rows, ttl, bytes: bytes.min(u32::MAX as usize) as u32 }
+    }
+}
+
+struct TtlExpiry {
+    cap: Duration,
+}
+
+impl moka::Expiry<u128, Entry> for TtlExpiry {
+    fn expire_after_create(&self, _k: &u128, v: &Entry, _at: Instant) -> Option<Duration> {
+        Some(v.ttl.min(self.cap))
+    }
+}
+
+/// Where a lookup was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    L1,
+    L2,
+    Redis,
+    Database,
+    Coalesced,
+}
+
+/// The read cache of one handle. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    l1: moka::future::Cache<u128, Entry>,
+    l2: moka::future::Cache<u128, Entry>,
+    gens: Generations,
+    stats: Arc<Counters>,
+    redis: Option<Arc<RedisTier>>,
+    /// Per model: cached at all, and its TTL.
+    policy: Vec<(bool, Duration)>,
+    negative: Duration,
+    window_rows: u64,
+    bus: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("redis", &self.inner.redis.is_some()).finish_non_exhaustive()
+    }
+}
+
+fn hash128(sel: &Select, all: u64, scope: (Field, u64)) -> u128 {
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    0xa5u8.hash(&mut b);
+    for h in [&mut a, &mut b] {
+        sel.hash(h);
+        all.hash(h);
+        scope.hash(h);
+    }
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+fn to_rows(rows: Vec<Row>) -> Rows {
+    rows.into_iter().map(Arc::new).collect()
+}
+
+impl Cache {
+    /// Builds the cache (and, with a Redis URL, the Redis tier and its invalidation bus task).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] for a malformed Redis URL or an unknown model in `cache.models`.
+    pub fn new(settings: &CacheSettings) -> Result<Cache> {
+        let counters = Arc::new(Counters::default());
+        let listener = |c: Arc<Counters>| {
+            move |_k: Arc<u128>, _v: Entry, cause: moka::notification::RemovalCause| {
+                if cause.was_evicted() {
+                    c.evicted(cause == moka::notification::RemovalCause::Size);
+                }
+            }
+        };
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(settings.l1_max_entries)
+            .expire_after(TtlExpiry { cap: Duration::from_millis(settings.l1_ttl_ms) })
+            .eviction_listener(listener(counters.clone()))
+            .build();
+        let l2 = moka::future::Cache::builder()
+            .max_capacity(settings.l2_max_bytes)
+            .weigher(|_k: &u128, v: &Entry| v.bytes)
+            .expire_after(TtlExpiry { cap: Duration::from_millis(settings.l2_ttl_ms) })
+            .eviction_listener(listener(counters.clone()))
+            .build();
+        for name in settings.models.keys() {
+            crate::core::registry::model(name).map_err(|e| crate::Error::Config(format!("cache.models: {e}")))?;
+        }
+        let policy = models()
+            .iter()
+            .map(|m| {
+                let p = settings.models.get(m.name).cloned().unwrap_or_default();
+                let on = settings.enabled && p.enabled.unwrap_or(true);
+                (on, Duration::from_millis(p.ttl_ms.unwrap_or(settings.l2_ttl_ms)))
+            })
+            .collect();
+        let redis = match &settings.redis.url {
+            Some(url) => Some(Arc::new(RedisTier::new(&settings.redis, url.expose())?)),
+            None => None,
+        };
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                l1,
+                l2,
+                gens: Generations::default(),
+                stats: counters,
+                redis,
+                policy,
+                negative: Duration::from_millis(settings.negative_ttl_ms),
+                window_rows: settings.window_rows,
+                bus: Mutex::new(None),
+            }),
+        };
+        if cache.inner.redis.is_some() {
+            let handle = tokio::spawn(bus::run(
+                Arc::downgrade(&cache.inner),
+                Duration::from_millis(settings.redis.breaker_cooldown_ms),
+            ));
+            *cache.inner.bus.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        }
+        Ok(cache)
+    }
+
+    /// Whether reads of `model` are cached.
+    pub fn caches(&self, model: &ModelDef) -> bool {
+        self.inner.policy[model_index(model)].0
+    }
+
+    /// Answers `sel` from the cache, loading it with `load` on a miss.
+    ///
+    /// # Errors
+    /// Only the loader's errors: the cache itself never fails a read.
+    pub async fn read(&self, sel: &Select, load: Loader<'_>) -> Result<Rows> {
+        if !self.caches(sel.model) {
+            return load(sel.clone()).await.map(to_rows);
+        }
+        let inner = &self.inner;
+        inner.stats.request();
+        if let Some(w) = WindowRead::of(sel, inner.window_rows) {
+            let (rows, source) = self.lookup(&w.window, load).await?;
+            if let Some(answer) = w.answer(&rows, inner.window_rows) {
+                self.record(
+                    if matches!(source, Source::Database | Source::Coalesced) { source } else { Source::L1 },
+                    true,
+                );
+                return Ok(answer);
+            }
+            self.record(source, false);
+        }
+        let (rows, source) = self.lookup(sel, load).await?;
+        self.record(source, false);
+        Ok(rows)
+    }
+
+    fn record(&self, source: Source, window: bool) {
+        let s = &self.inner.stats;
+        match source {
+            Source::L1 if window => s.hit(Layer::Window),
+            Source::L1 => s.hit(Layer::L1),
+            Source::L2 => s.hit(Layer::L2),
+            Source::Redis => s.hit(Layer::Redis),
+            Source::Coalesced => s.coalesced(),
+            Source::Database => {}
+        }
+    }
+
+    async fn lookup(&self, sel: &Select, load: Loader<'_>) -> Result<(Rows, Source)> {
+        let inner = &self.inner;
+        let midx = model_index(sel.model);
+        let scope = read_scope(sel);
+        let all = inner.gens.get(midx, Field::All);
+        let scope_gen = (scope, inner.gens.get(midx, scope));
+        let key = hash128(sel, all, scope_gen);
+        if let Some(e) = inner.l1.get(&key).await {
+            return Ok((e.rows, Source::L1));
+        }
+        if let Some(e) = inner.l2.get(&key).await {
+            inner.l1.insert(key, e.clone()).await;
+            return Ok((e.rows, Source::L2));
+        }
+        let ttl = inner.policy[midx].1;
+        let ran = AtomicBool::new(false);
+        let from_redis = AtomicBool::new(false);
+        let entry = inner
+            .l2
+            .try_get_with(key, async {
+                ran.store(true, Ordering::Relaxed);
+                let redis = inner.redis.as_ref().filter(|r| r.usable());
+                let rkey = redis.map(|r| r.key(sel.model, all, scope_gen, key));
+                if let (Some(r), Some(rk)) = (redis, &rkey) {
+                    match r.get(rk).await {
+                        Some(Ok(rows)) if rows.iter().all(|row| row.len() == sel.model.columns.len()) => {
+                            from_redis.store(true, Ordering::Relaxed);
+                            return Ok(Entry::new(to_rows(rows), ttl, inner.negative));
+                        }
+                        Some(_) => inner.stats.redis_garbage(),
+                        None => {}
+                    }
+                }
+                inner.stats.load();
+                let entry = Entry::new(to_rows(load(sel.clone()).await?), ttl, inner.negative);
+                if let (Some(r), Some(rk)) = (redis, &rkey) {
+                    r.set(rk, &entry.rows, entry.ttl).await;
+                }
+                Ok::<_, crate::Error>(entry)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        inner.l1.insert(key, entry.clone()).await;
+        let source = match (ran.load(Ordering::Relaxed), from_redis.load(Ordering::Relaxed)) {
+            (false, _) => Source::Coalesced,
+            (true, true) => Source::Redis,
+            (true, false) => Source::Database,
+        };
+        Ok((entry.rows, source))
+    }
+
+    /// Makes every entry a committed write may have changed unreachable, here and (with Redis) in every
+    /// process. Call after COMMIT returns and before acknowledging.
+    pub async fn committed(&self, touched: &[Touched]) {
+        let inner = &self.inner;
+        for t in touched {
+            let (idx, fields) = t.fields();
+            if let Some(r) = &inner.redis {
+                if r.usable()
+                    && let Some(values) = r.bump(t.model, idx, &fields).await
+                {
+                    for (f, v) in fields.iter().zip(values) {
+                        inner.gens.raise(idx, *f, v);
+                    }
+                    continue;
+                }
+                // Other processes cannot learn of this write: stop using Redis until a resync.
+                r.desynced.store(true, Ordering::Release);
+            }
+            for f in fields {
+                inner.gens.bump(idx, f);
+            }
+        }
+    }
+
+    /// Drops every in-process entry.
+    pub fn clear_local(&self) {
+        self.inner.l1.invalidate_all();
+        self.inner.l2.invalidate_all();
+    }
+
+    /// Drops every entry here and, with Redis, in every process sharing it. Returns whether the other
+    /// processes were told (always false without Redis).
+    pub async fn flush(&self) -> bool {
+        self.clear_local();
+        let Some(r) = &self.inner.redis else { return false };
+        let mut told = true;
+        for (idx, m) in models().iter().enumerate() {
+            match r.bump(m, idx, &[Field::All]).await {
+                Some(v) => self.inner.gens.raise(idx, Field::All, v[0]),
+                None => told = false,
+            }
+        }
+        told && r.publish_flush().await
+    }
+
+    /// Statistics since the handle opened.
+    pub fn stats(&self) -> CacheStats {
+        let i = &self.inner;
+        let (redis, errors) = match &i.redis {
+            None => ("absent", 0),
+            Some(r) => (r.state(), r.errors.load(Ordering::Relaxed)),
+        };
+        i.stats.snapshot((i.l1.entry_count(), i.l2.entry_count(), i.l2.weighted_size()), (redis, errors))
+    }
+
+    /// Runs moka's pending maintenance (expiry, eviction) now: for tests and statistics.
+    pub async fn run_pending_tasks(&self) {
+        self.inner.l1.run_pending_tasks().await;
+        self.inner.l2.run_pending_tasks().await;
+    }
+
+    /// Stops the invalidation bus task.
+    pub fn shutdown(&self) {
+        if let Some(h) = self.inner.bus.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            h.abort();
+        }
+    }
+
+    /// The Redis tier's state: `absent`, `up` or `degraded`.
+    pub fn redis_state(&self) -> &'static str {
+        self.inner.redis.as_ref().map_or("absent", |r| r.state())
+    }
+}

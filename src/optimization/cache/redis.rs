@@ -1,0 +1,296 @@
+//! The optional Redis tier: shared entries (`SET … PX`, versioned encoding), the shared generation counters
+//! (one Redis hash per model) and the invalidation channel. Every call is bounded by a timeout and guarded by
+//! a circuit breaker: Redis down, slow or returning garbage is a miss and a metric, never an error or a stall.
+//! Reads use one multiplexed connection (deadpool's recycling PINGs on every checkout); the pool serves
+//! (re)connection.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::{self, AsyncConnectionConfig, aio::MultiplexedConnection};
+use deadpool_redis::{Manager, Pool, Runtime};
+
+use crate::config::RedisSettings;
+use crate::core::registry::ModelDef;
+use crate::core::value::Row;
+use crate::utils::error::{Error, Result};
+
+use super::generations::Field;
+
+/// The encoding tag of a Redis value: bump when the encoding or row shape changes.
+const ENCODING: &[u8] = b"BDB1";
+
+/// Consecutive failures open the breaker; it half-opens for one probe after the cooldown.
+#[derive(Debug)]
+struct Breaker {
+    failures: AtomicU32,
+    open_until_ms: AtomicU64,
+    threshold: u32,
+    cooldown: Duration,
+    epoch: Instant,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn allow(&self) -> bool {
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return true;
+        }
+        let now = self.now_ms();
+        // After the cooldown one caller wins the probe; the others keep skipping Redis.
+        now >= until
+            && self
+                .open_until_ms
+                .compare_exchange(until, now + self.cooldown.as_millis() as u64, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    fn success(&self) {
+        self.failures.store(0, Ordering::Release);
+        self.open_until_ms.store(0, Ordering::Release);
+    }
+
+    fn failure(&self) {
+        if self.failures.fetch_add(1, Ordering::AcqRel) + 1 >= self.threshold {
+            self.open_until_ms.store(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::Release);
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.open_until_ms.load(Ordering::Acquire) != 0
+    }
+}
+
+/// The Redis tier of one handle.
+#[derive(Debug)]
+pub struct RedisTier {
+    client: redis::Client,
+    pool: Pool,
+    conn: Mutex<Option<MultiplexedConnection>>,
+    breaker: Breaker,
+    timeout: Duration,
+    ttl_ms: u64,
+    prefix: String,
+    /// Set when a write could not bump the shared counters: Redis is not used until a resync.
+    pub(super) desynced: AtomicBool,
+    /// Calls that failed or timed out.
+    pub(super) errors: AtomicU64,
+}
+
+impl RedisTier {
+    /// Builds the tier (no connection is made yet; a down Redis only opens the breaker).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a malformed URL.
+    pub fn new(settings: &RedisSettings, url: &str) -> Result<RedisTier> {
+        let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+        let cfg =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout * 4)).set_response_timeout(Some(timeout));
+        let bad = |e: redis::RedisError| Error::Config(format!("cache.redis.url: {e}"));
+        let manager = Manager::new_with_config(url, cfg).map_err(bad)?;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout * 4))
+            .create_timeout(Some(timeout * 4))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| Error::Config(format!("cache.redis: {e}")))?;
+        Ok(RedisTier {
+            client: redis::Client::open(url).map_err(bad)?,
+            pool,
+            conn: Mutex::new(None),
+            breaker: Breaker {
+                failures: AtomicU32::new(0),
+                open_until_ms: AtomicU64::new(0),
+                threshold: settings.breaker_failures.max(1),
+                cooldown: Duration::from_millis(settings.breaker_cooldown_ms),
+                epoch: Instant::now(),
+            },
+            timeout,
+            ttl_ms: settings.ttl_ms.max(1),
+            prefix: format!("{}:v1-{}", settings.key_prefix, env!("CARGO_PKG_VERSION")),
+            desynced: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+        })
+    }
+
+    /// The client, for the invalidation bus's dedicated pub/sub connection.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The invalidation channel.
+    pub fn channel(&self) -> String {
+        format!("{}:invalidate", self.prefix)
+    }
+
+    /// `up`, or `degraded` while the breaker is open or the counters are out of sync.
+    pub fn state(&self) -> &'static str {
+        if self.breaker.is_open() || self.desynced.load(Ordering::Acquire) { "degraded" } else { "up" }
+    }
+
+    /// Whether reads and fills may use Redis now.
+    pub fn usable(&self) -> bool {
+        !self.desynced.load(Ordering::Acquire) && self.breaker.allow()
+    }
+
+    /// Runs one command or pipeline on the shared multiplexed connection, bounded by the timeout.
+    async fn run<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let cached = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let conn = match cached {
+            Some(c) => c,
+            None => match tokio::time::timeout(self.timeout * 4, self.pool.get()).await {
+                Ok(Ok(c)) => {
+                    let c = deadpool_redis::Connection::take(c);
+                    *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
+                    c
+                }
+                _ => {
+                    self.fail();
+                    return None;
+                }
+            },
+        };
+        match tokio::time::timeout(self.timeout, call(conn)).await {
+            Ok(Ok(v)) => {
+                self.breaker.success();
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "redis call failed");
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                }
+                self.fail();
+                None
+            }
+            Err(_) => {
+                self.fail();
+                None
+            }
+        }
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Option<T> {
+        self.run(|mut c| async move { cmd.query_async::<T>(&mut c).await }).await
+    }
+
+    fn fail(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("botdb_cache_redis_errors_total").increment(1);
+        self.breaker.failure();
+    }
+
+    /// The key of an entry: prefix, model, the generations it was read under, and the select's hash.
+    pub fn key(&self, model: &ModelDef, all: u64, scope: (Field, u64), hash: u128) -> String {
+        format!("{}:{}:{all}:{}{}:{hash:032x}", self.prefix, model.table, scope.0.name(), scope.1)
+    }
+
+    /// A shared entry, or `None` (absent, Redis unusable, or a value that does not decode: `garbage`).
+    pub async fn get(&self, key: &str) -> Option<std::result::Result<Vec<Row>, ()>> {
+        let raw: Option<Vec<u8>> = self.cmd(redis::cmd("GET").arg(key).clone()).await?;
+        let raw = raw?;
+        Some(decode(&raw).ok_or(()))
+    }
+
+    /// Stores an entry with the tier's TTL (bounded by `ttl`).
+    pub async fn set(&self, key: &str, rows: &[std::sync::Arc<Row>], ttl: Duration) {
+        let mut buf = ENCODING.to_vec();
+        if serde_json::to_writer(&mut buf, rows).is_err() {
+            return;
+        }
+        let px = (ttl.as_millis() as u64).min(self.ttl_ms).max(1);
+        let _: Option<()> = self.cmd(redis::cmd("SET").arg(key).arg(buf).arg("PX").arg(px).clone()).await;
+    }
+
+    fn gens_key(&self, model: &ModelDef) -> String {
+        format!("{}:gen:{}", self.prefix, model.table)
+    }
+
+    /// Bumps shared counters of `model` and announces them on the channel; returns the new values.
+    pub async fn bump(&self, model: &ModelDef, model_idx: usize, fields: &[Field]) -> Option<Vec<u64>> {
+        let key = self.gens_key(model);
+        let mut pipe = redis::pipe();
+        for f in fields {
+            pipe.cmd("HINCRBY").arg(&key).arg(f.name()).arg(1);
+        }
+        let values: Vec<u64> = self.run(|mut c| async move { pipe.query_async::<Vec<u64>>(&mut c).await }).await?;
+        let msg = encode_gens(model_idx, fields.iter().copied().zip(values.iter().copied()));
+        let channel = self.channel();
+        let _: Option<i64> = self.cmd(redis::cmd("PUBLISH").arg(&channel).arg(&msg).clone()).await;
+        Some(values)
+    }
+
+    /// Every shared counter of `model` (absent fields are 0).
+    pub async fn fetch_gens(&self, model: &ModelDef) -> Option<Vec<(Field, u64)>> {
+        let key = self.gens_key(model);
+        let all: Vec<(String, u64)> = self.cmd(redis::cmd("HGETALL").arg(&key).clone()).await?;
+        Some(all.into_iter().filter_map(|(f, v)| Some((Field::parse(&f)?, v))).collect())
+    }
+
+    /// Tells every process to drop its in-process entries.
+    pub async fn publish_flush(&self) -> bool {
+        let channel = self.channel();
+        self.cmd::<i64>(redis::cmd("PUBLISH").arg(&channel).arg("flush").clone()).await.is_some()
+    }
+}
+
+fn decode(raw: &[u8]) -> Option<Vec<Row>> {
+    let body = raw.strip_prefix(ENCODING)?;
+    let rows: Vec<Row> = serde_json::from_slice(body).ok()?;
+    Some(rows)
+}
+
+/// `g <model> <field>=<value> …`
+pub fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>) -> String {
+    let mut s = format!("g {model_idx}");
+    for (f, v) in fields {
+        s.push_str(&format!(" {}={v}", f.name()));
+    }
+    s
+}
+
+/// Parses a channel message: `Some(None)` for `flush`, `Some(Some(..))` for counters.
+pub fn decode_message(msg: &str) -> Option<Option<(usize, Vec<(Field, u64)>)>> {
+    if msg == "flush" {
+        return Some(None);
+    }
+    let mut parts = msg.split(' ');
+    if parts.next()? != "g" {
+        return None;
+    }
+    let model: usize = parts.next()?.parse().ok().filter(|&m| m < 25)?;
+    let mut fields = vec![];
+    for p in parts {
+        let (f, v) = p.split_once('=')?;
+        fields.push((Field::parse(f)?, v.parse().ok()?));
+    }
+    Some(Some((model, fields)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_rejected() {
+        let m = encode_gens(4, [(Field::All, 3), (Field::Stripe(9), 12)].into_iter());
+        assert_eq!(decode_message(&m), Some(Some((4, vec![(Field::All, 3), (Field::Stripe(9), 12)]))));
+        assert_eq!(decode_message("flush"), Some(None));
+        assert_eq!(decode_message("g 99 all=1"), None);
+        assert_eq!(decode_message("hello"), None);
+        assert!(decode(b"BDB1[{\"id\":1}]").is_some());
+        assert!(decode(b"BDB0[]").is_none());
+        assert!(decode(b"BDB1{nope").is_none());
+    }
+}
