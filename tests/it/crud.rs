@@ -37,7 +37,11 @@ async fn get_create_update_delete_count(t: &TestDb) {
         ..QueryRequest::default()
     };
     let read = db.query("Messages", &req(QueryType::Get, json!({"id": created["id"]}), None)).await.unwrap();
-    assert_eq!(read, QueryOutput::Rows(vec![std::sync::Arc::new(created.clone())].into()), "the created row reads back equal");
+    assert_eq!(
+        read,
+        QueryOutput::Rows(vec![std::sync::Arc::new(created.clone())].into()),
+        "the created row reads back equal"
+    );
 
     let n = db.query("Messages", &req(QueryType::Count, json!({"chat_id": "c1"}), None)).await.unwrap();
     assert_eq!(n, QueryOutput::Count(5));
@@ -64,8 +68,7 @@ async fn filters_and_order(t: &TestDb) {
     for i in 0..12 {
         db.create("Messages", &msg(i, "c", 100.0 + (i % 6) as f64)).await.unwrap();
     }
-    let ids =
-        |rows: botdb::Rows| rows.iter().map(|r| r["message_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let ids = |rows: botdb::Rows| rows.iter().map(|r| r["message_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     // The hot read: recent history, newest first, limited.
     let rows =
         db.find("Messages", &json!({"chat_id": "c", "time": {"$lt": 104.0}}), &["-time"], Some(3)).await.unwrap();

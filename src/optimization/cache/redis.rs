@@ -260,8 +260,11 @@ pub fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>)
     s
 }
 
+/// Counters announced for one model: (model index, [(field, value)]).
+pub type Announced = (usize, Vec<(Field, u64)>);
+
 /// Parses a channel message: `Some(None)` for `flush`, `Some(Some(..))` for counters.
-pub fn decode_message(msg: &str) -> Option<Option<(usize, Vec<(Field, u64)>)>> {
+pub fn decode_message(msg: &str) -> Option<Option<Announced>> {
     if msg == "flush" {
         return Some(None);
     }
