@@ -77,6 +77,12 @@ fn admin_commands() {
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(0));
     ok_json(&url, &["migrate", "down"]);
     assert_eq!(admin(&url, &["check"]).status.code(), Some(2));
+    let cache = ok_json(&url, &["cache", "stats"]);
+    assert_eq!(cache["redis"], json!("absent"));
+    assert_eq!(cache["processes"], json!([]));
+    let out = admin(&url, &["cache", "flush"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only this process"));
     let bad = admin("ftp://nowhere", &["stats"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported database URL"));

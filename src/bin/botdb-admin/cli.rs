@@ -95,10 +95,28 @@ pub enum Command {
         #[arg(long, default_value = "")]
         thinking_id: String,
     },
+    /// Inspect or flush the read cache.
+    Cache {
+        /// The cache action.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
     Check,
     /// Rows (and on SQLite, bytes) per table.
     Stats,
+}
+
+/// Cache actions.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Cache statistics: those running processes published to Redis (every 5 s), when `cache.redis.url` is
+    /// set; without Redis only this admin process's own (empty) cache can be seen.
+    Stats,
+    /// Drop every cached entry. With `cache.redis.url` set this reaches every running process through the
+    /// invalidation channel; without Redis it only affects this admin process, which is useless: running
+    /// processes keep their in-process caches until their entries expire.
+    Flush,
 }
 
 /// Migration actions.

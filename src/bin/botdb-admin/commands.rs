@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use botdb::{ActionInfo, Compat, Db, Error, Result, Settings};
 use serde_json::{Value, json};
 
-use crate::cli::{Args, Command, MigrateAction};
+use crate::cli::{Args, CacheAction, Command, MigrateAction};
 
 fn parse_json(what: &str, s: &str) -> Result<Value> {
     serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
@@ -26,6 +26,16 @@ async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
     Db::open(settings).await
 }
 
+async fn wait_for_bus(db: Db) -> Db {
+    for _ in 0..50 {
+        if db.cache().redis_state() != "degraded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    db
+}
+
 /// Runs the command; `Ok` carries the exit code (2 for a failed check).
 pub async fn run(args: Args) -> Result<ExitCode> {
     if let Command::Models = args.command {
@@ -41,7 +51,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     // Migration commands and `check` must see the schema as it is, not migrate it first.
     let migrate_first = !matches!(args.command, Command::Migrate { .. } | Command::Check);
-    let db = open(&args, migrate_first).await?;
+    let mut db = open(&args, migrate_first).await?;
+    if let Command::Cache { .. } = args.command {
+        // Let the invalidation bus subscribe before asking Redis.
+        db = wait_for_bus(db).await;
+    }
     let code = execute(&db, args.command).await;
     db.shutdown().await;
     code
@@ -99,6 +113,19 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Stats => print(&db.stats().await?)?,
+        Command::Cache { action: CacheAction::Stats } => {
+            let processes = db.cache().published_stats().await;
+            print(
+                &json!({ "redis": db.cache().redis_state(), "processes": processes, "this_process": db.cache_stats() }),
+            )?;
+        }
+        Command::Cache { action: CacheAction::Flush } => {
+            let told = db.flush_cache().await;
+            if !told {
+                eprintln!("warning: no Redis tier reachable: only this process's cache was flushed");
+            }
+            print(&json!({ "flushed": true, "reached_running_processes": told }))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

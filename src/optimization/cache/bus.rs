@@ -13,6 +13,17 @@ use super::redis::decode_message;
 use super::{Cache, Inner};
 use crate::core::registry::models;
 
+/// How often a process publishes its statistics for `botdb-admin cache stats`.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
+/// This process's statistics under `<prefix>:stats:<host>-<pid>`.
+async fn publish_stats(cache: &Cache) {
+    let Some(r) = &cache.inner.redis else { return };
+    let id = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()), std::process::id());
+    let stats = serde_json::json!({ "process": id, "stats": cache.stats() });
+    r.publish_stats(&id, &stats.to_string(), STATS_EVERY * 3).await;
+}
+
 /// Re-reads every shared counter (after bumping `all` everywhere when this process wrote while Redis was
 /// unusable) and drops the in-process entries. Returns false when Redis did not answer.
 async fn resync(cache: &Cache) -> bool {
@@ -42,6 +53,7 @@ async fn resync(cache: &Cache) -> bool {
         }
     }
     r.desynced.store(false, Ordering::Release);
+    r.synced.store(true, Ordering::Release);
     true
 }
 
@@ -86,6 +98,7 @@ pub(super) async fn run(weak: Weak<Inner>, cooldown: Duration) {
         tracing::info!("cache invalidation bus subscribed");
         let mut messages = pubsub.into_on_message();
         let mut tick = tokio::time::interval(cooldown.max(Duration::from_millis(100)));
+        let mut last_stats = std::time::Instant::now() - STATS_EVERY;
         let weak_inner = std::sync::Arc::downgrade(&cache.inner);
         drop(cache);
         loop {
@@ -104,6 +117,10 @@ pub(super) async fn run(weak: Weak<Inner>, cooldown: Duration) {
                     let cache = Cache { inner };
                     if cache.inner.redis.as_ref().is_some_and(|r| r.desynced.load(Ordering::Acquire)) {
                         resync(&cache).await;
+                    }
+                    if last_stats.elapsed() >= STATS_EVERY {
+                        last_stats = std::time::Instant::now();
+                        publish_stats(&cache).await;
                     }
                 }
             }

@@ -342,6 +342,14 @@ impl Cache {
         }
     }
 
+    /// The statistics running processes published to Redis (empty without Redis).
+    pub async fn published_stats(&self) -> Vec<serde_json::Value> {
+        match &self.inner.redis {
+            Some(r) => r.fetch_stats().await.unwrap_or_default(),
+            None => vec![],
+        }
+    }
+
     /// The Redis tier's state: `absent`, `up` or `degraded`.
     pub fn redis_state(&self) -> &'static str {
         self.inner.redis.as_ref().map_or("absent", |r| r.state())

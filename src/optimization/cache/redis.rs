@@ -80,6 +80,9 @@ pub struct RedisTier {
     pub(super) desynced: AtomicBool,
     /// Calls that failed or timed out.
     pub(super) errors: AtomicU64,
+    /// Set once the bus has subscribed and read the shared counters; until then Redis entries are not used
+    /// (local counters would not match the shared ones).
+    pub(super) synced: AtomicBool,
 }
 
 impl RedisTier {
@@ -117,6 +120,7 @@ impl RedisTier {
             prefix: format!("{}:v1-{}", settings.key_prefix, env!("CARGO_PKG_VERSION")),
             desynced: AtomicBool::new(false),
             errors: AtomicU64::new(0),
+            synced: AtomicBool::new(false),
         })
     }
 
@@ -132,12 +136,13 @@ impl RedisTier {
 
     /// `up`, or `degraded` while the breaker is open or the counters are out of sync.
     pub fn state(&self) -> &'static str {
-        if self.breaker.is_open() || self.desynced.load(Ordering::Acquire) { "degraded" } else { "up" }
+        let synced = self.synced.load(Ordering::Acquire) && !self.desynced.load(Ordering::Acquire);
+        if self.breaker.is_open() || !synced { "degraded" } else { "up" }
     }
 
     /// Whether reads and fills may use Redis now.
     pub fn usable(&self) -> bool {
-        !self.desynced.load(Ordering::Acquire) && self.breaker.allow()
+        self.synced.load(Ordering::Acquire) && !self.desynced.load(Ordering::Acquire) && self.breaker.allow()
     }
 
     /// Runs one command or pipeline on the shared multiplexed connection, bounded by the timeout.
@@ -236,6 +241,24 @@ impl RedisTier {
         let key = self.gens_key(model);
         let all: Vec<(String, u64)> = self.cmd(redis::cmd("HGETALL").arg(&key).clone()).await?;
         Some(all.into_iter().filter_map(|(f, v)| Some((Field::parse(&f)?, v))).collect())
+    }
+
+    /// Publishes this process's statistics (kept for three intervals).
+    pub async fn publish_stats(&self, id: &str, stats: &str, keep: Duration) {
+        let key = format!("{}:stats:{id}", self.prefix);
+        let px = keep.as_millis() as u64;
+        let _: Option<()> = self.cmd(redis::cmd("SET").arg(key).arg(stats).arg("PX").arg(px).clone()).await;
+    }
+
+    /// Every running process's last published statistics.
+    pub async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
+        let pattern = format!("{}:stats:*", self.prefix);
+        let keys: Vec<String> = self.cmd(redis::cmd("KEYS").arg(pattern).clone()).await?;
+        if keys.is_empty() {
+            return Some(vec![]);
+        }
+        let values: Vec<Option<String>> = self.cmd(redis::cmd("MGET").arg(keys).clone()).await?;
+        Some(values.into_iter().flatten().filter_map(|v| serde_json::from_str(&v).ok()).collect())
     }
 
     /// Tells every process to drop its in-process entries.
