@@ -369,3 +369,28 @@ fn loader_type(f: &(dyn Fn(Select) -> BoxFuture<'static, botdb::Result<Vec<Row>>
 fn touched_type() -> Touched {
     Touched { model: registry::model("Messages").unwrap(), reach: Reach::Everything }
 }
+
+#[tokio::test]
+async fn preload_warms_the_most_active_chats() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(settings_for(&dir)).await.unwrap();
+    for c in 0..5 {
+        for i in 0..10 {
+            db.create("Messages", &msg(&format!("{c}-{i}"), &format!("chat-{c}"), (c * 100 + i) as f64)).await.unwrap();
+        }
+    }
+    db.shutdown().await;
+    let mut s = settings_for(&dir);
+    s.preload.chats = 2;
+    let db = Db::open(s).await.unwrap();
+    let warm = db.cache_stats();
+    assert_eq!(warm.database_loads, 4, "2 chats × (window + stream): {warm:?}");
+    // The most recently active chat's history is answered without the database.
+    let rows = db.find("Messages", &json!({"chat_id": "chat-4", "time": {"$lt": 1e9}}), &["-time"], Some(8)).await.unwrap();
+    assert_eq!(rows[0]["message_id"], json!("4-9"));
+    assert_eq!(db.cache_stats().database_loads, 4);
+    // A cold chat is loaded.
+    db.find("Messages", &json!({"chat_id": "chat-0", "time": {"$lt": 1e9}}), &["-time"], Some(8)).await.unwrap();
+    assert_eq!(db.cache_stats().database_loads, 5);
+    db.shutdown().await;
+}
