@@ -219,6 +219,53 @@ impl Default for CacheSettings {
     }
 }
 
+/// The batch-write scheduler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchSettings {
+    /// Route writes of the name-based, typed and compatibility APIs through the scheduler. `false`: every
+    /// write is its own transaction (also available per handle with `Db::direct()`). Default: true.
+    pub enabled: bool,
+    /// Writer tasks; 0 = automatic (1 on SQLite, which has one writer connection; 4 elsewhere). Default: 0.
+    pub writers: usize,
+    /// Lower bound of the adaptive batch target, in writes. Default: 32.
+    pub min_batch_rows: usize,
+    /// Most writes in one transaction. Default: 2000.
+    pub max_batch_rows: usize,
+    /// Lower bound of the adaptive linger (how long a write waits for company), in ms. Default: 0.5.
+    pub min_linger_ms: f64,
+    /// Upper bound of the adaptive linger, in ms. Default: 10.
+    pub max_linger_ms: f64,
+    /// A waiting write climbs one priority level per this many ms, so none starves. Default: 100.
+    pub age_step_ms: u64,
+    /// Most writes queued at once. Default: 100000.
+    pub max_queued: usize,
+    /// Most bytes (estimated) queued at once. Default: 134217728 (128 MiB).
+    pub max_queued_bytes: u64,
+    /// How long a submit waits for queue space before failing `Overloaded`, in ms. Default: 2000.
+    pub submit_timeout_ms: u64,
+    /// How long `shutdown()` may take to commit what is queued before failing the rest, in ms. Default: 10000.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            writers: 0,
+            min_batch_rows: 32,
+            max_batch_rows: 2000,
+            min_linger_ms: 0.5,
+            max_linger_ms: 10.0,
+            age_step_ms: 100,
+            max_queued: 100_000,
+            max_queued_bytes: 128 << 20,
+            submit_timeout_ms: 2000,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// The preloader that warms the most active chats.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -247,6 +294,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// The preloader.
     pub preload: PreloadSettings,
+    /// The batch-write scheduler.
+    pub batch: BatchSettings,
 }
 
 impl Settings {

@@ -12,6 +12,7 @@ use crate::core::exec::{self, Select};
 use crate::core::migrate::{self, MigrationState};
 use crate::core::registry;
 use crate::core::value::{Row, Rows};
+use crate::optimization::batch::{BatchStats, BatchWriter, Priority, Ticket, ops::WriteOp};
 use crate::optimization::cache::{Cache, CacheStats};
 use crate::optimization::preload::{self, PreloadReport};
 use crate::utils::error::{Error, Result};
@@ -20,6 +21,8 @@ use crate::utils::error::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct Db {
     inner: Arc<Inner>,
+    /// Writes bypass the batch scheduler (see [`Db::direct`]).
+    direct: bool,
 }
 
 #[derive(Debug)]
@@ -27,6 +30,7 @@ struct Inner {
     engine: Engine,
     settings: Settings,
     cache: Cache,
+    batch: Option<BatchWriter>,
 }
 
 /// Rows and (SQLite) size of one table.
@@ -74,7 +78,8 @@ impl Db {
         }
         let cache = Cache::new(&settings.cache)?;
         tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = cache.redis_state(), "botdb opened");
-        let db = Db { inner: Arc::new(Inner { engine, settings, cache }) };
+        let batch = settings.batch.enabled.then(|| BatchWriter::start(engine.clone(), cache.clone(), &settings.batch));
+        let db = Db { inner: Arc::new(Inner { engine, settings, cache, batch }), direct: false };
         if db.settings().preload.enabled && db.settings().database.run_migrations {
             match db.preload(None).await {
                 Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
@@ -82,6 +87,42 @@ impl Db {
             }
         }
         Ok(db)
+    }
+
+    /// This handle with writes bypassing the batch scheduler: each write is its own transaction, committed
+    /// before the call returns (the same acknowledgement, without batching). Reads still wait for writes
+    /// queued through other handles.
+    pub fn direct(&self) -> Db {
+        Db { inner: self.inner.clone(), direct: true }
+    }
+
+    /// The batch scheduler writes go through, unless disabled or this handle is [`Db::direct`].
+    pub(crate) fn batch(&self) -> Option<&BatchWriter> {
+        if self.direct { None } else { self.inner.batch.as_ref() }
+    }
+
+    /// Queues a validated write with `priority` and returns its ticket (awaiting it yields the committed
+    /// outcome; dropping it does not cancel the write). Without a scheduler the write runs now.
+    ///
+    /// # Errors
+    /// [`Error::Overloaded`], [`Error::ShuttingDown`].
+    pub async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
+        match self.inner.batch.as_ref() {
+            Some(b) => b.submit(op, priority).await,
+            None => Err(Error::InvalidRequest("the batch scheduler is disabled (batch.enabled = false)".into())),
+        }
+    }
+
+    /// Returns once every write submitted before this call has committed (or failed).
+    pub async fn flush(&self) {
+        if let Some(b) = &self.inner.batch {
+            b.flush().await;
+        }
+    }
+
+    /// Batch scheduler statistics (none when it is disabled).
+    pub fn batch_stats(&self) -> Option<BatchStats> {
+        self.inner.batch.as_ref().map(BatchWriter::stats)
     }
 
     /// The read cache.
@@ -121,8 +162,14 @@ impl Db {
         }
     }
 
-    /// A read through the cache.
+    /// A read through the cache, after any queued write to its model (read-your-writes).
     pub(crate) async fn select(&self, sel: &Select) -> Result<Rows> {
+        if let Some(b) = &self.inner.batch {
+            let m = registry::model_index(sel.model);
+            if b.has_pending(m) {
+                b.wait_model(m).await;
+            }
+        }
         let load = self.loader();
         self.inner.cache.read(sel, &load).await
     }
@@ -142,8 +189,12 @@ impl Db {
         self.inner.engine.backend()
     }
 
-    /// Closes the pools. Calls made after this fail with a database error.
+    /// Stops intake, commits every queued write (failing explicitly what misses `batch.shutdown_timeout_ms`),
+    /// stops the cache's bus, then closes the pools. Calls made after this fail.
     pub async fn shutdown(&self) {
+        if let Some(b) = &self.inner.batch {
+            b.shutdown(std::time::Duration::from_millis(self.settings().batch.shutdown_timeout_ms)).await;
+        }
         self.inner.cache.shutdown();
         self.inner.engine.close().await;
     }

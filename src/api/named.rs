@@ -13,7 +13,9 @@ use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::registry::{self, ModelDef};
 use crate::core::value::{Cell, Row, Rows};
-use crate::optimization::cache::policy::{Reach, Touched, partition_column};
+use crate::optimization::batch::Priority;
+use crate::optimization::batch::ops::{WriteOp, WriteOutcome};
+use crate::optimization::cache::policy::{Touched, inserted, reach_of};
 use crate::utils::error::{Error, Result};
 
 /// What a [`Db::query`] does.
@@ -239,38 +241,12 @@ impl Db {
         {
             return Err(e.clone());
         }
-        let key_filter = Filter::all().and_eq(kidx, kcell);
-        let attempt = || {
-            let (key_filter, changes, new_row) = (key_filter.clone(), changes.clone(), new_row.clone());
-            self.engine().write("save", move |txn| {
-                let (key_filter, changes, new_row) = (key_filter.clone(), changes.clone(), new_row.clone());
-                Box::pin(async move {
-                    let sel = Select { model: m, filter: key_filter, order: vec![(0, false)], limit: Some(1) };
-                    if let Some(mut row) = exec::select(txn, &sel).await?.into_iter().next() {
-                        let mut touched = vec![inserted(m, &row)];
-                        if let Some(changes) = changes {
-                            let id = row.get("id").cloned().unwrap_or(Value::Null);
-                            let by_id = Filter::all().and_eq(0, Cell::from_json(m, m.col(0), &id)?);
-                            exec::update(txn, &by_id, &changes).await?;
-                            changes.apply_to(&mut row);
-                            // The partition may have moved: the new one is touched too.
-                            touched.push(inserted(m, &row));
-                        }
-                        Ok((row, touched))
-                    } else {
-                        let row = exec::insert(txn, &new_row?).await?;
-                        let touched = vec![inserted(m, &row)];
-                        Ok((row, touched))
-                    }
-                })
-            })
-        };
-        let (row, touched) = match attempt().await {
-            Err(Error::Constraint { .. }) if m.is_unique(field) => attempt().await,
-            other => other,
-        }?;
-        self.committed(&touched).await;
-        Ok(row)
+        let key = Filter::all().and_eq(kidx, kcell);
+        let op = WriteOp::Save { model: m, key, unique: m.is_unique(field), changes, new_row };
+        match self.write_op(op).await? {
+            WriteOutcome::Row(r) => Ok(r),
+            WriteOutcome::Count(_) => Err(Error::InvalidRequest("save answered a count".into())),
+        }
     }
 
     /// `db_get`: like `get`, with a single `order_by` column.
@@ -296,48 +272,97 @@ impl Db {
         self.query(model, &req).await
     }
 
+    /// Runs a write through the scheduler (awaiting its commit), or directly when there is none.
+    async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome> {
+        if let Some(b) = self.batch() {
+            let priority = default_priority(op.model());
+            return b.submit(op, priority).await?.await;
+        }
+        let m = op.model();
+        let (out, touched) = match op {
+            WriteOp::Insert(row) => {
+                let created = self
+                    .engine()
+                    .write("create", move |txn| {
+                        let row = row.clone();
+                        Box::pin(async move { exec::insert(txn, &row).await })
+                    })
+                    .await?;
+                let t = inserted(m, &created);
+                (WriteOutcome::Row(created), vec![t])
+            }
+            WriteOp::Update { filter, changes } => {
+                let (n, reach) = self
+                    .engine()
+                    .write("update", move |txn| {
+                        let (filter, changes) = (filter.clone(), changes.clone());
+                        Box::pin(async move {
+                            let reach = reach_of(txn, m, &filter, Some(&changes)).await?;
+                            Ok((exec::update(txn, &filter, &changes).await?, reach))
+                        })
+                    })
+                    .await?;
+                (WriteOutcome::Count(n), vec![Touched { model: m, reach }])
+            }
+            WriteOp::Delete { model, filter } => {
+                let (n, reach) = self
+                    .engine()
+                    .write("delete", move |txn| {
+                        let filter = filter.clone();
+                        Box::pin(async move {
+                            let reach = reach_of(txn, model, &filter, None).await?;
+                            Ok((exec::delete(txn, model, &filter).await?, reach))
+                        })
+                    })
+                    .await?;
+                (WriteOutcome::Count(n), vec![Touched { model, reach }])
+            }
+            op @ (WriteOp::Save { .. } | WriteOp::Increment { .. }) => {
+                // One write in its own transaction: the scheduler's executor with a batch of one.
+                let (mut results, touched) =
+                    crate::optimization::batch::executor::execute(self.engine(), Arc::new(vec![op])).await?;
+                (results.pop().unwrap_or_else(|| Err(Error::InvalidRequest("empty".into())))?, touched)
+            }
+        };
+        self.committed(&touched).await;
+        Ok(out)
+    }
+
     pub(crate) async fn insert_row(&self, row: NewRow) -> Result<Row> {
-        let m = row.model;
-        let created = self
-            .engine()
-            .write("create", move |txn| {
-                let row = row.clone();
-                Box::pin(async move { exec::insert(txn, &row).await })
-            })
-            .await?;
-        self.committed(&[inserted(m, &created)]).await;
-        Ok(created)
+        match self.write_op(WriteOp::Insert(row)).await? {
+            WriteOutcome::Row(r) => Ok(r),
+            WriteOutcome::Count(_) => Err(Error::InvalidRequest("insert answered a count".into())),
+        }
     }
 
     pub(crate) async fn update_rows(&self, filter: Filter, changes: Changes) -> Result<u64> {
-        let m = changes.model;
-        let (n, reach) = self
-            .engine()
-            .write("update", move |txn| {
-                let (filter, changes) = (filter.clone(), changes.clone());
-                Box::pin(async move {
-                    let reach = reach_of(txn, m, &filter, Some(&changes)).await?;
-                    Ok((exec::update(txn, &filter, &changes).await?, reach))
-                })
-            })
-            .await?;
-        self.committed(&[Touched { model: m, reach }]).await;
-        Ok(n)
+        Ok(self.write_op(WriteOp::Update { filter, changes }).await?.count().unwrap_or(0))
     }
 
     pub(crate) async fn delete_rows(&self, model: &'static ModelDef, filter: Filter) -> Result<u64> {
-        let (n, reach) = self
-            .engine()
-            .write("delete", move |txn| {
-                let filter = filter.clone();
-                Box::pin(async move {
-                    let reach = reach_of(txn, model, &filter, None).await?;
-                    Ok((exec::delete(txn, model, &filter).await?, reach))
-                })
-            })
-            .await?;
-        self.committed(&[Touched { model, reach }]).await;
-        Ok(n)
+        Ok(self.write_op(WriteOp::Delete { model, filter }).await?.count().unwrap_or(0))
+    }
+
+    /// Adds `delta` to `field` of every row matching `filters` (`count = count + 1`); returns rows matched.
+    ///
+    /// # Errors
+    /// As [`Db::update`]; [`Error::InvalidValue`] for a non-numeric field or delta.
+    pub async fn increment(&self, model: &str, filters: &Value, field: &str, delta: &Value) -> Result<u64> {
+        let m = registry::model(model)?;
+        let filter = Filter::parse(m, filters)?;
+        let column = m.column_index(field)?;
+        let col = m.col(column);
+        if !matches!(col.kind, crate::core::registry::Kind::Int | crate::core::registry::Kind::Float) || delta.is_null()
+        {
+            return Err(Error::InvalidValue {
+                model: m.name.into(),
+                field: field.into(),
+                expected: "a numeric column and a number to add".into(),
+                got: delta.to_string(),
+            });
+        }
+        let delta = Cell::from_json(m, col, delta)?;
+        Ok(self.write_op(WriteOp::Increment { model: m, filter, column, delta }).await?.count().unwrap_or(0))
     }
 
     /// After COMMIT, before the caller hears `Ok`: invalidate what the write may have changed.
@@ -346,32 +371,11 @@ impl Db {
     }
 }
 
-/// The reach of an inserted row: its partition, or everything for a model without one.
-pub(crate) fn inserted(model: &'static ModelDef, row: &Row) -> Touched {
-    let reach = match partition_column(model) {
-        Some(p) => Reach::Partitions(vec![row.get(model.col(p).name).cloned().unwrap_or(Value::Null)]),
-        None => Reach::Everything,
-    };
-    Touched { model, reach }
-}
-
-/// Partitions an update or delete will touch, learned inside its transaction (at most 64, else everything).
-async fn reach_of<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    model: &'static ModelDef,
-    filter: &Filter,
-    changes: Option<&Changes>,
-) -> Result<Reach> {
-    let Some(p) = partition_column(model) else { return Ok(Reach::Everything) };
-    let mut values = match filter.eq_value(p) {
-        Some(v) => vec![v.to_json()],
-        None => match exec::distinct_values(conn, model, p, filter, 64).await? {
-            Some(vs) => vs,
-            None => return Ok(Reach::Everything),
-        },
-    };
-    if let Some(c) = changes.and_then(|c| c.sets.iter().find(|(i, _)| *i == p)) {
-        values.push(c.1.to_json());
+/// The default priority of a write to `model`: what users see first goes first.
+pub fn default_priority(model: &ModelDef) -> Priority {
+    match model.name {
+        "Messages" | "ChatStreams" | "PermissionNodes" | "UserPermissions" | "BanUser" => Priority::High,
+        "LLMUsage" | "OnlineTime" | "AntiInjectionStats" | "CacheEntries" => Priority::Low,
+        _ => Priority::Normal,
     }
-    Ok(Reach::Partitions(values))
 }

@@ -142,7 +142,11 @@ impl Engine {
                 .await
                 .map_err(|e| Error::from_db(op, "", e))?;
             let value = f(&txn).await?;
-            txn.commit().await.map_err(|e| Error::from_db(op, "", e))?;
+            txn.commit().await.map_err(|e| match Error::from_db(op, "", e) {
+                busy @ Error::Busy { .. } => busy,
+                // The statements ran; whether COMMIT took effect is unknown.
+                other => Error::Indeterminate(format!("COMMIT failed: {other}")),
+            })?;
             Ok(value)
         })
         .await

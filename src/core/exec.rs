@@ -1,7 +1,7 @@
 //! Statement building and execution: validated requests become sea-query statements (names from the
 //! registry, values as bind parameters) and run on any connection or transaction.
 
-use sea_orm::sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, NullOrdering, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::Value;
 
@@ -179,5 +179,81 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, model: &'static ModelDef, filt
     let mut q = Query::delete();
     q.from_table(Alias::new(model.table)).cond_where(filter.to_condition(model, backend));
     let r = conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("delete", model.name, e))?;
+    Ok(r.rows_affected())
+}
+
+/// The bind-parameter limit of one statement on `backend`.
+pub fn bind_limit(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Sqlite => 32_766,
+        _ => 65_535,
+    }
+}
+
+/// Inserts rows of one model with multi-row `INSERT`s, each under the backend's bind-parameter limit, and
+/// returns them with their ids, in order. Rows must not carry explicit ids.
+///
+/// # Errors
+/// [`Error::Constraint`] or [`Error::Database`] for the first failing statement (earlier chunks stay inserted
+/// in the surrounding transaction).
+pub async fn insert_many<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Result<Vec<Row>> {
+    let Some(first) = rows.first() else { return Ok(vec![]) };
+    let backend = conn.get_database_backend();
+    let m = first.model;
+    let cols = &m.columns[1..];
+    let per_chunk = (bind_limit(backend) / cols.len()).max(1);
+    let err = |e| Error::from_db("insert", m.name, e);
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(per_chunk) {
+        let mut q = Query::insert();
+        q.into_table(Alias::new(m.table)).columns(cols.iter().map(|c| Alias::new(c.name)));
+        for row in chunk {
+            q.values_panic(cols.iter().zip(&row.cells[1..]).map(|(c, v)| v.to_sql(c.kind, backend).into()));
+        }
+        let ids: Vec<i64> = if backend == DbBackend::MySql {
+            // One multi-row INSERT gets consecutive ids starting at LAST_INSERT_ID().
+            let first_id = conn.execute_raw(backend.build(&q)).await.map_err(err)?.last_insert_id() as i64;
+            (0..chunk.len() as i64).map(|i| first_id + i).collect()
+        } else {
+            q.returning_col(Alias::new("id"));
+            let got = conn.query_all_raw(backend.build(&q)).await.map_err(err)?;
+            let mut ids = got
+                .iter()
+                .map(|r| {
+                    if backend == DbBackend::Postgres {
+                        r.try_get_by_index::<i32>(0).map(i64::from)
+                    } else {
+                        r.try_get_by_index::<i64>(0)
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(err)?;
+            // Ids are assigned in VALUES order; RETURNING's own order is not promised.
+            ids.sort_unstable();
+            ids
+        };
+        out.extend(chunk.iter().zip(ids).map(|(r, id)| r.to_row(id)));
+    }
+    Ok(out)
+}
+
+/// Adds `delta` to column `col` of every row matching `filter` (`col = col + delta`); returns rows matched.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn increment<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    col: usize,
+    delta: &crate::core::value::Cell,
+) -> Result<u64> {
+    let backend = conn.get_database_backend();
+    let c = model.col(col);
+    let mut q = Query::update();
+    q.table(Alias::new(model.table))
+        .value(Alias::new(c.name), Expr::col(Alias::new(c.name)).add(delta.to_sql(c.kind, backend)))
+        .cond_where(filter.to_condition(model, backend));
+    let r = conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
     Ok(r.rows_affected())
 }

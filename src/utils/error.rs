@@ -92,6 +92,19 @@ pub enum Error {
     /// A migration failed.
     #[error("migration error: {0}")]
     Migration(String),
+    /// The write queue stayed full for the whole submit timeout: the write was not accepted.
+    #[error("overloaded: the write queue stayed full for {waited_ms} ms; retry later or raise batch.max_queued")]
+    Overloaded {
+        /// How long the submit waited.
+        waited_ms: u64,
+    },
+    /// The handle is shutting down: the write was not accepted (or not committed before the deadline).
+    #[error("shutting down: {0}")]
+    ShuttingDown(String),
+    /// The connection failed during COMMIT, or the writer stopped mid-batch: the write may or may not have
+    /// been committed. Retry where the table has a natural unique key (the retry is idempotent).
+    #[error("outcome unknown (indeterminate): {0}")]
+    Indeterminate(String),
     /// The compatibility facade was called before `compat::install`.
     #[error("no botdb handle installed: call botdb::compat::install(db) first")]
     NotInstalled,

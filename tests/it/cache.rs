@@ -386,7 +386,8 @@ async fn preload_warms_the_most_active_chats() {
     let warm = db.cache_stats();
     assert_eq!(warm.database_loads, 4, "2 chats × (window + stream): {warm:?}");
     // The most recently active chat's history is answered without the database.
-    let rows = db.find("Messages", &json!({"chat_id": "chat-4", "time": {"$lt": 1e9}}), &["-time"], Some(8)).await.unwrap();
+    let rows =
+        db.find("Messages", &json!({"chat_id": "chat-4", "time": {"$lt": 1e9}}), &["-time"], Some(8)).await.unwrap();
     assert_eq!(rows[0]["message_id"], json!("4-9"));
     assert_eq!(db.cache_stats().database_loads, 4);
     // A cold chat is loaded.

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::core::exec::Select;
-use crate::core::filter::Op;
+use crate::core::data::Changes;
+use crate::core::exec::{self, Select};
+use crate::core::filter::{Filter, Op};
 use crate::core::registry::{ModelDef, model_index};
 use crate::core::value::{Row, Rows};
+use crate::utils::error::Result;
 
 use super::generations::{Field, stripe_of};
 
@@ -150,4 +152,34 @@ fn cmp_ok(o: std::cmp::Ordering, op: Op) -> bool {
         Op::Gte => o != Less,
         _ => false,
     }
+}
+
+/// The reach of an inserted row: its partition, or everything for a model without one.
+pub fn inserted(model: &'static ModelDef, row: &Row) -> Touched {
+    let reach = match partition_column(model) {
+        Some(p) => Reach::Partitions(vec![row.get(model.col(p).name).cloned().unwrap_or(Value::Null)]),
+        None => Reach::Everything,
+    };
+    Touched { model, reach }
+}
+
+/// Partitions an update or delete will touch (call inside its transaction, before it runs), learned inside its transaction (at most 64, else everything).
+pub async fn reach_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    changes: Option<&Changes>,
+) -> Result<Reach> {
+    let Some(p) = partition_column(model) else { return Ok(Reach::Everything) };
+    let mut values = match filter.eq_value(p) {
+        Some(v) => vec![v.to_json()],
+        None => match exec::distinct_values(conn, model, p, filter, 64).await? {
+            Some(vs) => vs,
+            None => return Ok(Reach::Everything),
+        },
+    };
+    if let Some(c) = changes.and_then(|c| c.sets.iter().find(|(i, _)| *i == p)) {
+        values.push(c.1.to_json());
+    }
+    Ok(Reach::Partitions(values))
 }

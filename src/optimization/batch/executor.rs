@@ -1,0 +1,231 @@
+//! Executes one batch in one transaction: inserts of a model grouped into multi-row `INSERT`s (rows in index
+//! order, chunked under the bind-parameter limit), every other write in submission order. A failing write is
+//! isolated (a failed multi-row insert is retried row by row; on PostgreSQL each step runs in a savepoint,
+//! since any error aborts its transaction): only its own result is an error. Busy/locked errors fail the
+//! whole attempt so the engine retries the batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use serde_json::Value;
+
+use crate::core::engine::Engine;
+use crate::core::exec::{self, Select};
+use crate::core::filter::Filter;
+use crate::core::registry::{Kind, model_index};
+use crate::core::value::{Cell, Row};
+use crate::optimization::cache::policy::{Touched, inserted, partition_column, reach_of};
+use crate::utils::error::{Error, Result};
+
+use super::ops::{WriteOp, WriteOutcome};
+
+/// The results of one committed batch: one per op, and what the batch touched.
+pub type BatchResult = (Vec<Result<WriteOutcome>>, Vec<Touched>);
+
+enum Step {
+    Inserts(Vec<usize>),
+    One(usize),
+}
+
+/// Groups inserts of a model until another kind of write on that model; inserts never move past a write to
+/// their own model, so every write sees exactly what it would have seen in submission order.
+fn plan(ops: &[WriteOp]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut open: HashMap<usize, usize> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let m = model_index(op.model());
+        match op {
+            WriteOp::Insert(r) if r.explicit_id().is_none() => match open.get(&m) {
+                Some(&s) => {
+                    if let Step::Inserts(v) = &mut steps[s] {
+                        v.push(i);
+                    }
+                }
+                None => {
+                    open.insert(m, steps.len());
+                    steps.push(Step::Inserts(vec![i]));
+                }
+            },
+            _ => {
+                open.remove(&m);
+                steps.push(Step::One(i));
+            }
+        }
+    }
+    steps
+}
+
+/// The index order of a row: its partition (chat, …), then its time.
+fn index_key(op: &WriteOp) -> (String, f64) {
+    let WriteOp::Insert(r) = op else { return (String::new(), 0.0) };
+    let part = partition_column(r.model).map(|p| match &r.cells[p] {
+        Cell::Text(s) => s.clone(),
+        other => other.to_json().to_string(),
+    });
+    let time = r
+        .model
+        .columns
+        .iter()
+        .position(|c| c.kind == Kind::Float && (c.name == "time" || c.name == "timestamp"))
+        .and_then(|i| if let Cell::Float(f) = r.cells[i] { Some(f) } else { None });
+    (part.unwrap_or_default(), time.unwrap_or(0.0))
+}
+
+/// Runs `ops` in one write transaction and commits it.
+///
+/// # Errors
+/// Errors of the whole batch: [`Error::Busy`] after retries, [`Error::Indeterminate`] when COMMIT failed, or
+/// a database error that is not any one write's fault.
+pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchResult> {
+    engine
+        .write("batch", move |txn| {
+            let ops = ops.clone();
+            Box::pin(async move {
+                let pg = txn.get_database_backend() == DbBackend::Postgres;
+                let mut results: Vec<Option<Result<WriteOutcome>>> = (0..ops.len()).map(|_| None).collect();
+                let mut touched = Vec::new();
+                for step in plan(&ops) {
+                    match step {
+                        Step::Inserts(mut idx) => {
+                            idx.sort_by(|&a, &b| {
+                                let (ka, kb) = (index_key(&ops[a]), index_key(&ops[b]));
+                                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+                            });
+                            let rows: Vec<_> = idx
+                                .iter()
+                                .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
+                                .collect();
+                            let many = if pg {
+                                guarded(txn, async |c| exec::insert_many(c, &rows).await).await
+                            } else {
+                                exec::insert_many(txn, &rows).await
+                            };
+                            match many {
+                                Ok(done) => {
+                                    for (&i, row) in idx.iter().zip(done) {
+                                        touched.push(inserted(ops[i].model(), &row));
+                                        results[i] = Some(Ok(WriteOutcome::Row(row)));
+                                    }
+                                }
+                                Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
+                                Err(_) => {
+                                    // Isolate the failing row(s): one statement each.
+                                    for (&i, row) in idx.iter().zip(&rows) {
+                                        let one = if pg {
+                                            guarded(txn, async |c| exec::insert(c, row).await).await
+                                        } else {
+                                            exec::insert(txn, row).await
+                                        };
+                                        match one {
+                                            Ok(r) => {
+                                                touched.push(inserted(row.model, &r));
+                                                results[i] = Some(Ok(WriteOutcome::Row(r)));
+                                            }
+                                            Err(e @ Error::Busy { .. }) => return Err(e),
+                                            Err(e) => results[i] = Some(Err(e)),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Step::One(i) => {
+                            let run = async || {
+                                if pg {
+                                    guarded(txn, async |c| run_one(c, &ops[i]).await).await
+                                } else {
+                                    run_one(txn, &ops[i]).await
+                                }
+                            };
+                            let mut one = run().await;
+                            // A concurrent insert of the same unique key (another process): now it is an update.
+                            if matches!(
+                                (&one, &ops[i]),
+                                (Err(Error::Constraint { .. }), WriteOp::Save { unique: true, .. })
+                            ) {
+                                one = run().await;
+                            }
+                            match one {
+                                Ok((out, t)) => {
+                                    touched.extend(t);
+                                    results[i] = Some(Ok(out));
+                                }
+                                Err(e @ Error::Busy { .. }) => return Err(e),
+                                Err(e) => results[i] = Some(Err(e)),
+                            }
+                        }
+                    }
+                }
+                let results = results
+                    .into_iter()
+                    .map(|r| {
+                        r.unwrap_or_else(|| Err(Error::Database { op: "batch", message: "write not planned".into() }))
+                    })
+                    .collect();
+                Ok((results, touched))
+            })
+        })
+        .await
+}
+
+/// Runs `f` in a savepoint of `txn`, released on success and rolled back on error.
+async fn guarded<T, F>(txn: &sea_orm::DatabaseTransaction, f: F) -> Result<T>
+where
+    F: AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T>,
+{
+    let sp = txn.begin().await.map_err(|e| Error::from_db("savepoint", "", e))?;
+    match f(&sp).await {
+        Ok(v) => {
+            sp.commit().await.map_err(|e| Error::from_db("savepoint", "", e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            sp.rollback().await.map_err(|e| Error::from_db("savepoint", "", e))?;
+            Err(e)
+        }
+    }
+}
+
+/// One non-grouped write.
+async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcome, Vec<Touched>)> {
+    match op {
+        WriteOp::Insert(row) => {
+            let r = exec::insert(c, row).await?;
+            let t = inserted(row.model, &r);
+            Ok((WriteOutcome::Row(r), vec![t]))
+        }
+        WriteOp::Update { filter, changes } => {
+            let reach = reach_of(c, changes.model, filter, Some(changes)).await?;
+            let n = exec::update(c, filter, changes).await?;
+            Ok((WriteOutcome::Count(n), vec![Touched { model: changes.model, reach }]))
+        }
+        WriteOp::Delete { model, filter } => {
+            let reach = reach_of(c, model, filter, None).await?;
+            let n = exec::delete(c, model, filter).await?;
+            Ok((WriteOutcome::Count(n), vec![Touched { model, reach }]))
+        }
+        WriteOp::Increment { model, filter, column, delta } => {
+            let reach = reach_of(c, model, filter, None).await?;
+            let n = exec::increment(c, model, filter, *column, delta).await?;
+            Ok((WriteOutcome::Count(n), vec![Touched { model, reach }]))
+        }
+        WriteOp::Save { model, key, changes, new_row, .. } => {
+            let sel = Select { model, filter: key.clone(), order: vec![(0, false)], limit: Some(1) };
+            if let Some(mut row) = exec::select(c, &sel).await?.into_iter().next() {
+                let mut touched = vec![inserted(model, &row)];
+                if let Some(changes) = changes {
+                    let id = row.get("id").cloned().unwrap_or(Value::Null);
+                    let by_id = Filter::all().and_eq(0, Cell::from_json(model, model.col(0), &id)?);
+                    exec::update(c, &by_id, changes).await?;
+                    changes.apply_to(&mut row);
+                    touched.push(inserted(model, &row));
+                }
+                Ok((WriteOutcome::Row(row), touched))
+            } else {
+                let row: Row = exec::insert(c, new_row.as_ref().map_err(Clone::clone)?).await?;
+                let t = inserted(model, &row);
+                Ok((WriteOutcome::Row(row), vec![t]))
+            }
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The batch-write scheduler: every write gets a ticket (a future) that resolves only after the transaction
+//! holding it committed. Writers (one on SQLite, a few on PostgreSQL/MySQL) collect queued writes by
+//! priority until the adaptive batch target or the linger deadline, run them in one transaction
+//! (`executor.rs`), invalidate the cache, then resolve the tickets. Queues are bounded by count and bytes: a
+//! full queue makes `submit` wait a bounded time, then fail with [`Error::Overloaded`]. Nothing is dropped.
+//!
+//! Read-your-writes: [`BatchWriter::wait_model`] returns once every write to a model submitted before the call
+//! has resolved, hurrying the writer; reads call it first.
+
+pub mod controller;
+pub mod executor;
+pub mod ops;
+pub mod queue;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::time::Instant;
+
+use crate::config::BatchSettings;
+use crate::core::engine::Engine;
+use crate::core::registry::{model_index, models};
+use crate::optimization::cache::Cache;
+use crate::optimization::cache::policy::{Reach, Touched};
+use crate::utils::error::{Error, Result};
+
+pub use controller::Controller;
+use ops::{WriteOp, WriteOutcome};
+pub use queue::Priority;
+use queue::{Queue, Queued};
+
+/// A write's future: resolves to its committed outcome or a typed error. Dropping it does not cancel the
+/// write.
+#[derive(Debug)]
+pub struct Ticket(oneshot::Receiver<Result<WriteOutcome>>);
+
+impl Future for Ticket {
+    type Output = Result<WriteOutcome>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(Error::Indeterminate("the writer stopped before answering".into()))))
+    }
+}
+
+/// A queued write with its answer channel and the queue capacity it holds.
+#[derive(Debug)]
+struct Job {
+    op: WriteOp,
+    tx: oneshot::Sender<Result<WriteOutcome>>,
+    _count: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// Counters of the scheduler.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    rows_committed: AtomicU64,
+    rows_rejected: AtomicU64,
+    rows_in_multi_row_batches: AtomicU64,
+    last_batch_rows: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+/// A snapshot of the scheduler's statistics.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BatchStats {
+    /// Batches committed.
+    pub batches: u64,
+    /// Writes committed.
+    pub rows_committed: u64,
+    /// Writes that failed (their own error, or their batch's).
+    pub rows_rejected: u64,
+    /// Writes committed in batches of two or more, over all committed.
+    pub batched_write_ratio: Option<f64>,
+    /// Mean writes per committed batch.
+    pub mean_batch_rows: Option<f64>,
+    /// Size of the last batch.
+    pub last_batch_rows: u64,
+    /// Writes queued now, per priority (critical, high, normal, low).
+    pub queued: [usize; 4],
+    /// The adaptive batch target now.
+    pub target_batch_rows: usize,
+    /// The adaptive linger now, in ms.
+    pub linger_ms: f64,
+}
+
+struct Shared {
+    queue: Queue<Job>,
+    engine: Engine,
+    cache: Cache,
+    count: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    submit_timeout: Duration,
+    closed: AtomicBool,
+    urgent: AtomicBool,
+    seq: AtomicU64,
+    /// Unresolved submissions per model, by sequence number.
+    pending: Vec<Mutex<BTreeSet<u64>>>,
+    /// Signalled after every batch.
+    done: Notify,
+    controller: Mutex<Controller>,
+    stats: Counters,
+}
+
+/// The scheduler of one database. Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct BatchWriter {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter").field("queued", &self.shared.queue.len()).finish_non_exhaustive()
+    }
+}
+
+/// Waits until a batch is due and takes it: the target reached, the oldest write lingered long enough, a
+/// reader waiting (urgent), or the queue closed. Returns empty only when closed and drained.
+pub async fn collect<T>(
+    queue: &Queue<T>,
+    target: usize,
+    max: usize,
+    linger: Duration,
+    closed: &AtomicBool,
+    urgent: &AtomicBool,
+) -> Vec<Queued<T>> {
+    loop {
+        let notified = queue.notify.notified();
+        let len = queue.len();
+        let is_closed = closed.load(Ordering::Acquire);
+        if len == 0 {
+            if is_closed {
+                return vec![];
+            }
+            notified.await;
+            continue;
+        }
+        let due = queue.oldest().unwrap_or_else(Instant::now) + linger;
+        let now = Instant::now();
+        if len >= target || now >= due || is_closed || urgent.swap(false, Ordering::AcqRel) {
+            return queue.take(max, now);
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(due) => {}
+        }
+    }
+}
+
+impl BatchWriter {
+    /// Starts the writer task(s).
+    pub fn start(engine: Engine, cache: Cache, settings: &BatchSettings) -> BatchWriter {
+        let writers = match (settings.writers, engine.backend()) {
+            (0, sea_orm::DbBackend::Sqlite) => 1,
+            (0, _) => 4,
+            // SQLite has one writer connection: more tasks would only queue on it.
+            (_, sea_orm::DbBackend::Sqlite) => 1,
+            (n, _) => n,
+        };
+        let shared = Arc::new(Shared {
+            queue: Queue::new(Duration::from_millis(settings.age_step_ms)),
+            engine,
+            cache,
+            count: Arc::new(Semaphore::new(settings.max_queued.max(1))),
+            bytes: Arc::new(Semaphore::new((settings.max_queued_bytes / 1024).max(1) as usize)),
+            submit_timeout: Duration::from_millis(settings.submit_timeout_ms),
+            closed: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
+            seq: AtomicU64::new(0),
+            pending: models().iter().map(|_| Mutex::new(BTreeSet::new())).collect(),
+            done: Notify::new(),
+            controller: Mutex::new(Controller::new(
+                settings.min_batch_rows,
+                settings.max_batch_rows,
+                Duration::from_micros((settings.min_linger_ms * 1000.0) as u64),
+                Duration::from_micros((settings.max_linger_ms * 1000.0) as u64),
+            )),
+            stats: Counters::default(),
+        });
+        let tasks = (0..writers).map(|_| tokio::spawn(writer_loop(shared.clone()))).collect();
+        BatchWriter { shared, tasks: Arc::new(Mutex::new(tasks)) }
+    }
+
+    /// Queues a validated write and returns its ticket.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`] after shutdown began; [`Error::Overloaded`] when the queue stayed full for the
+    /// submit timeout.
+    pub async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown("no new writes are accepted".into()));
+        }
+        let kib = (op.bytes() / 1024 + 1).min(s.bytes.available_permits().max(1)) as u32;
+        let started = std::time::Instant::now();
+        let overloaded = || Error::Overloaded { waited_ms: started.elapsed().as_millis() as u64 };
+        let count = tokio::time::timeout(s.submit_timeout, s.count.clone().acquire_owned())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| Error::ShuttingDown("queue closed".into()))?;
+        let bytes = tokio::time::timeout(s.submit_timeout, s.bytes.clone().acquire_many_owned(kib))
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| Error::ShuttingDown("queue closed".into()))?;
+        let (tx, rx) = oneshot::channel();
+        let seq = s.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        let m = model_index(op.model());
+        lock(&s.pending[m]).insert(seq);
+        s.queue.push(Queued { item: Job { op, tx, _count: count, _bytes: bytes }, priority, at: Instant::now(), seq });
+        metrics::gauge!("botdb_batch_queue_depth", "priority" => priority.label()).increment(1.0);
+        Ok(Ticket(rx))
+    }
+
+    /// Returns once every write to model `model_idx` submitted before this call has resolved.
+    pub async fn wait_model(&self, model_idx: usize) {
+        let s = &self.shared;
+        let snapshot = s.seq.load(Ordering::Acquire);
+        loop {
+            let notified = s.done.notified();
+            if lock(&s.pending[model_idx]).first().is_none_or(|&first| first > snapshot) {
+                return;
+            }
+            s.urgent.store(true, Ordering::Release);
+            s.queue.notify.notify_one();
+            notified.await;
+        }
+    }
+
+    /// Whether writes to model `model_idx` are queued or running.
+    pub fn has_pending(&self, model_idx: usize) -> bool {
+        !lock(&self.shared.pending[model_idx]).is_empty()
+    }
+
+    /// Returns once every write submitted before this call has resolved.
+    pub async fn flush(&self) {
+        for m in 0..models().len() {
+            self.wait_model(m).await;
+        }
+    }
+
+    /// Stops intake, commits what is queued within `deadline`, then fails explicitly whatever is left.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let s = &self.shared;
+        s.closed.store(true, Ordering::Release);
+        s.queue.notify.notify_waiters();
+        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
+        let all = futures_util::future::join_all(tasks);
+        let mut all = std::pin::pin!(all);
+        if tokio::time::timeout(deadline, &mut all).await.is_err() {
+            tracing::warn!("batch writer did not drain within the shutdown deadline; failing the rest");
+            for q in s.queue.drain() {
+                lock(&s.pending[model_index(q.item.op.model())]).remove(&q.seq);
+                let _ = q.item.tx.send(Err(Error::ShuttingDown("not committed before the shutdown deadline".into())));
+                s.stats.rows_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            // A batch still in flight keeps running detached; its tickets resolve when it ends (with an error
+            // once the pools close: `Indeterminate` if COMMIT was cut off).
+        }
+        s.count.close();
+        s.bytes.close();
+        s.done.notify_waiters();
+    }
+
+    /// Statistics now.
+    pub fn stats(&self) -> BatchStats {
+        let c = &self.shared.stats;
+        let committed = c.rows_committed.load(Ordering::Relaxed);
+        let batches = c.batches.load(Ordering::Relaxed);
+        let ctrl = lock(&self.shared.controller).clone();
+        BatchStats {
+            batches,
+            rows_committed: committed,
+            rows_rejected: c.rows_rejected.load(Ordering::Relaxed),
+            batched_write_ratio: (committed > 0)
+                .then(|| c.rows_in_multi_row_batches.load(Ordering::Relaxed) as f64 / committed as f64),
+            mean_batch_rows: (batches > 0).then(|| committed as f64 / batches as f64),
+            last_batch_rows: c.last_batch_rows.load(Ordering::Relaxed),
+            queued: self.shared.queue.depths(),
+            target_batch_rows: ctrl.target(),
+            linger_ms: ctrl.linger().as_secs_f64() * 1e3,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn writer_loop(s: Arc<Shared>) {
+    loop {
+        let (target, max, linger) = {
+            let c = lock(&s.controller);
+            (c.target(), c.max_batch(), c.linger())
+        };
+        let batch = collect(&s.queue, target, max, linger, &s.closed, &s.urgent).await;
+        if batch.is_empty() {
+            return;
+        }
+        run_batch(&s, batch).await;
+    }
+}
+
+/// Merges what a batch touched into one entry per model.
+fn merge(touched: Vec<Touched>) -> Vec<Touched> {
+    let mut by_model: Vec<Option<Touched>> = models().iter().map(|_| None).collect();
+    for t in touched {
+        let slot = &mut by_model[model_index(t.model)];
+        match (slot.as_mut(), t.reach) {
+            (None, reach) => *slot = Some(Touched { model: t.model, reach }),
+            (Some(cur), Reach::Everything) => cur.reach = Reach::Everything,
+            (Some(Touched { reach: Reach::Partitions(vs), .. }), Reach::Partitions(more)) => vs.extend(more),
+            (Some(_), Reach::Partitions(_)) => {}
+        }
+    }
+    by_model.into_iter().flatten().collect()
+}
+
+async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
+    let n = batch.len();
+    for q in &batch {
+        metrics::gauge!("botdb_batch_queue_depth", "priority" => q.priority.label()).decrement(1.0);
+    }
+    let lingered = batch.iter().map(|q| q.at).min().map(|t| t.elapsed()).unwrap_or_default();
+    let mut ops = Vec::with_capacity(n);
+    let mut metas = Vec::with_capacity(n);
+    for q in batch {
+        let m = model_index(q.item.op.model());
+        metas.push((q.item.tx, q.seq, m, q.item._count, q.item._bytes));
+        ops.push(q.item.op);
+    }
+    let started = std::time::Instant::now();
+    let outcome = executor::execute(&s.engine, Arc::new(ops)).await;
+    let elapsed = started.elapsed();
+    metrics::histogram!("botdb_batch_flush_seconds").record(elapsed.as_secs_f64());
+    metrics::histogram!("botdb_batch_rows").record(n as f64);
+    metrics::histogram!("botdb_batch_linger_seconds").record(lingered.as_secs_f64());
+    let c = &s.stats;
+    match outcome {
+        Ok((results, touched)) => {
+            // Committed: make stale cache entries unreachable before anyone hears `Ok`.
+            s.cache.committed(&merge(touched)).await;
+            let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+            c.batches.fetch_add(1, Ordering::Relaxed);
+            c.rows_committed.fetch_add(ok, Ordering::Relaxed);
+            c.rows_rejected.fetch_add(n as u64 - ok, Ordering::Relaxed);
+            c.last_batch_rows.store(n as u64, Ordering::Relaxed);
+            if n > 1 {
+                c.rows_in_multi_row_batches.fetch_add(ok, Ordering::Relaxed);
+            }
+            metrics::counter!("botdb_rows_committed_total").increment(ok);
+            metrics::counter!("botdb_rows_rejected_total").increment(n as u64 - ok);
+            for ((tx, seq, m, ..), r) in metas.into_iter().zip(results) {
+                lock(&s.pending[m]).remove(&seq);
+                let _ = tx.send(r);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, rows = n, "batch failed");
+            c.failed_batches.fetch_add(1, Ordering::Relaxed);
+            c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
+            metrics::counter!("botdb_rows_rejected_total").increment(n as u64);
+            for (tx, seq, m, ..) in metas {
+                lock(&s.pending[m]).remove(&seq);
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+    lock(&s.controller).observe(elapsed, n, s.queue.len());
+    s.done.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(q: &Queue<u32>, i: u32) {
+        q.push(Queued { item: i, priority: Priority::Normal, at: Instant::now(), seq: u64::from(i) });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn size_trigger_flushes_without_waiting() {
+        let (q, closed, urgent) =
+            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        for i in 0..8 {
+            push(&q, i);
+        }
+        let t0 = Instant::now();
+        let b = collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await;
+        assert_eq!(b.len(), 8);
+        assert_eq!(t0.elapsed(), Duration::ZERO, "the target was reached: no linger");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadline_trigger_flushes_a_partial_batch_after_linger() {
+        let (q, closed, urgent) =
+            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        push(&q, 1);
+        let t0 = Instant::now();
+        let b = collect(&q, 8, 100, Duration::from_millis(5), &closed, &urgent).await;
+        assert_eq!(b.len(), 1);
+        assert_eq!(t0.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_reader_cuts_the_linger_short_and_close_drains() {
+        let (q, closed, urgent) =
+            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(true));
+        push(&q, 1);
+        let t0 = Instant::now();
+        assert_eq!(collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await.len(), 1);
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        closed.store(true, Ordering::Release);
+        assert!(collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_never_exceeds_the_maximum() {
+        let (q, closed, urgent) =
+            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        for i in 0..50 {
+            push(&q, i);
+        }
+        assert_eq!(collect(&q, 8, 20, Duration::from_secs(1), &closed, &urgent).await.len(), 20);
+        assert_eq!(q.len(), 30);
+    }
+}

@@ -1,0 +1,101 @@
+//! What can be queued: validated writes, and what a committed one answers.
+
+use crate::core::data::{Changes, NewRow};
+use crate::core::filter::Filter;
+use crate::core::registry::ModelDef;
+use crate::core::value::{Cell, Row};
+use crate::utils::error::Error;
+
+/// One validated write.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Insert a row; answers the row with its id.
+    Insert(NewRow),
+    /// Apply changes to matching rows; answers the count matched.
+    Update {
+        /// Which rows.
+        filter: Filter,
+        /// What to set.
+        changes: Changes,
+    },
+    /// Delete matching rows; answers the count.
+    Delete {
+        /// The model.
+        model: &'static ModelDef,
+        /// Which rows.
+        filter: Filter,
+    },
+    /// The upsert of `db_save`: update the first row matching `key` or insert `new_row`; answers the row.
+    Save {
+        /// The model.
+        model: &'static ModelDef,
+        /// `key_field = key_value`.
+        key: Filter,
+        /// The key column carries a unique key (a concurrent insert becomes an update).
+        unique: bool,
+        /// The changes for an existing row (none for empty data).
+        changes: Option<Changes>,
+        /// The row to insert otherwise (or why `data` cannot be a whole row).
+        new_row: Result<NewRow, Error>,
+    },
+    /// `column = column + delta` on matching rows; answers the count matched.
+    Increment {
+        /// The model.
+        model: &'static ModelDef,
+        /// Which rows.
+        filter: Filter,
+        /// The column index.
+        column: usize,
+        /// The amount (an `Int` or `Float` cell).
+        delta: Cell,
+    },
+}
+
+impl WriteOp {
+    /// The model written.
+    pub fn model(&self) -> &'static ModelDef {
+        match self {
+            WriteOp::Insert(r) => r.model,
+            WriteOp::Update { changes, .. } => changes.model,
+            WriteOp::Delete { model, .. } | WriteOp::Save { model, .. } | WriteOp::Increment { model, .. } => model,
+        }
+    }
+
+    /// An estimate of the memory the queued write holds, for the byte bound.
+    pub fn bytes(&self) -> usize {
+        let cells = |c: &[Cell]| c.iter().map(|c| if let Cell::Text(s) = c { 24 + s.len() } else { 24 }).sum::<usize>();
+        128 + match self {
+            WriteOp::Insert(r) => cells(&r.cells),
+            WriteOp::Update { changes, .. } => changes.sets.iter().map(|(_, c)| cells(std::slice::from_ref(c))).sum(),
+            WriteOp::Save { new_row: Ok(r), .. } => 2 * cells(&r.cells),
+            _ => 64,
+        }
+    }
+}
+
+/// What a committed write answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// The row written (create, save).
+    Row(Row),
+    /// Rows matched (update, delete, increment).
+    Count(u64),
+}
+
+impl WriteOutcome {
+    /// The row, for writes that answer one.
+    pub fn into_row(self) -> Option<Row> {
+        match self {
+            WriteOutcome::Row(r) => Some(r),
+            WriteOutcome::Count(_) => None,
+        }
+    }
+
+    /// The count, for writes that answer one.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            WriteOutcome::Count(n) => Some(*n),
+            WriteOutcome::Row(_) => None,
+        }
+    }
+}
