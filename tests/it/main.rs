@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod batch;
 mod cache;
 mod compat;
 mod crud;

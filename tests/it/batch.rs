@@ -1,0 +1,336 @@
+//! The batch-write scheduler: poisoned rows, the bind-parameter limit, 1,000 concurrent writers, shutdown
+//! with 10,000 queued writes, read-your-writes, another process holding the SQLite write lock, and SIGKILL.
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use botdb::core::data::NewRow;
+use botdb::core::registry;
+use botdb::core::value::Cell;
+use botdb::optimization::batch::Priority;
+use botdb::optimization::batch::ops::WriteOp;
+use botdb::sea_orm::ConnectionTrait;
+use botdb::{Db, Error, Settings};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestDb, backend_tests};
+
+backend_tests!(a_poisoned_row_fails_alone, inserts_at_and_above_the_bind_limit, a_thousand_concurrent_writers);
+
+fn node(name: &str) -> Value {
+    json!({"node_name": name, "description": "d", "plugin_name": "p"})
+}
+
+fn msg(id: &str, chat: &str, time: f64) -> Value {
+    json!({"message_id": id, "time": time, "chat_id": chat, "chat_info_stream_id": chat, "chat_info_platform": "qq",
+        "chat_info_user_platform": "qq", "chat_info_user_id": "u", "chat_info_user_nickname": "n",
+        "chat_info_create_time": 0.0, "chat_info_last_active_time": 0.0,
+        "processed_plain_text": "今天天气不错，我们去公园散步吧", "display_message": "今天天气不错，我们去公园散步吧"})
+}
+
+async fn a_poisoned_row_fails_alone(t: &TestDb) {
+    let db = &t.db;
+    db.create("PermissionNodes", &node("taken")).await.unwrap();
+    let m = registry::model("PermissionNodes").unwrap();
+    let mut tickets = vec![];
+    for i in 0..50 {
+        let row = NewRow::parse(m, &node(&format!("n{i}"))).unwrap();
+        tickets.push((format!("n{i}"), db.submit(WriteOp::Insert(row), Priority::Normal).await.unwrap()));
+        if i == 20 {
+            // A unique violation …
+            let dup = NewRow::parse(m, &node("taken")).unwrap();
+            tickets.push(("dup".into(), db.submit(WriteOp::Insert(dup), Priority::Normal).await.unwrap()));
+            // … and a NOT NULL violation that only the database can see (validation bypassed on purpose).
+            let mut null = NewRow::parse(m, &node("null")).unwrap();
+            null.cells[2] = Cell::Null;
+            tickets.push(("null".into(), db.submit(WriteOp::Insert(null), Priority::Normal).await.unwrap()));
+        }
+    }
+    let mut ok = HashSet::new();
+    for (name, ticket) in tickets {
+        match ticket.await {
+            Ok(out) => assert!(ok.insert(out.into_row().unwrap()["node_name"].as_str().unwrap().to_owned())),
+            Err(e) => {
+                assert!(name == "dup" || name == "null", "{name} failed: {e}");
+                assert!(matches!(e, Error::Constraint { .. }), "{name}: {e}");
+            }
+        }
+    }
+    assert_eq!(ok.len(), 50, "every other write committed");
+    let rows = db.find("PermissionNodes", &json!({}), &[], None).await.unwrap();
+    assert_eq!(rows.len(), 51);
+    assert!(!rows.iter().any(|r| r["node_name"] == "null"));
+}
+
+async fn inserts_at_and_above_the_bind_limit(t: &TestDb) {
+    let db = &t.db;
+    let m = registry::model("Messages").unwrap();
+    let per_statement = botdb::core::exec::bind_limit(db.backend()) / (m.columns.len() - 1);
+    let n = per_statement * 2 + 7;
+    let rows: Vec<NewRow> = (0..n).map(|i| NewRow::parse(m, &msg(&format!("m{i}"), "c", i as f64)).unwrap()).collect();
+    let rows = Arc::new(rows);
+    let inserted = db
+        .engine()
+        .write("test", move |txn| {
+            let rows = rows.clone();
+            Box::pin(async move { botdb::core::exec::insert_many(txn, &rows).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(inserted.len(), n);
+    let ids: HashSet<i64> = inserted.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), n, "every row got its own id");
+    assert_eq!(db.count("Messages", &json!({})).await.unwrap(), n as u64);
+    // The returned ids are the stored rows' ids.
+    let stored = db.find("Messages", &json!({"message_id": "m1000"}), &[], None).await.unwrap();
+    let returned = inserted.iter().find(|r| r["message_id"] == "m1000").unwrap();
+    assert_eq!(stored[0]["id"], returned["id"]);
+    // Through the scheduler too: more writes than one statement takes.
+    let mut tickets = vec![];
+    for i in 0..n {
+        let row = NewRow::parse(m, &msg(&format!("s{i}"), "d", i as f64)).unwrap();
+        tickets.push(db.submit(WriteOp::Insert(row), Priority::Normal).await.unwrap());
+    }
+    for tk in tickets {
+        tk.await.unwrap();
+    }
+    assert_eq!(db.count("Messages", &json!({"chat_id": "d"})).await.unwrap(), n as u64);
+}
+
+async fn a_thousand_concurrent_writers(t: &TestDb) {
+    let prios = [Priority::Critical, Priority::High, Priority::Normal, Priority::Low];
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let db = t.db.clone();
+            tokio::spawn(async move {
+                let data = json!({"model_name": "m", "model_assign_name": "a", "model_api_provider": "p",
+                    "user_id": format!("w{i}"), "request_type": "chat", "endpoint": "/", "prompt_tokens": i,
+                    "completion_tokens": 1, "total_tokens": i + 1, "cost": 0.1, "status": "ok"});
+                let row = NewRow::parse(registry::model("LLMUsage").unwrap(), &data).unwrap();
+                let ticket = db.submit(WriteOp::Insert(row), prios[i % 4]).await.unwrap();
+                let row = ticket.await.unwrap().into_row().unwrap();
+                (i, row["id"].as_i64().unwrap())
+            })
+        })
+        .collect();
+    let mut acked = HashSet::new();
+    for task in tasks {
+        let (i, id) = task.await.unwrap();
+        assert!(acked.insert((format!("w{i}"), id)), "each ticket resolves once");
+    }
+    let rows = t.db.find("LLMUsage", &json!({}), &[], None).await.unwrap();
+    let stored: HashSet<(String, i64)> =
+        rows.iter().map(|r| (r["user_id"].as_str().unwrap().to_owned(), r["id"].as_i64().unwrap())).collect();
+    assert_eq!(stored, acked, "the rows in the database are exactly the acknowledged writes");
+    let st = t.db.batch_stats().unwrap();
+    assert!(st.batches < 1000, "writes were batched: {st:?}");
+}
+
+fn sqlite_settings(dir: &tempfile::TempDir) -> Settings {
+    let mut s = Settings::for_url(format!("sqlite://{}/b.sqlite?mode=rwc", dir.path().display()));
+    s.database.sqlite_synchronous = botdb::Synchronous::Normal;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_ten_thousand_queued_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(sqlite_settings(&dir)).await.unwrap();
+    let m = registry::model("Messages").unwrap();
+    let mut tickets = Vec::with_capacity(10_000);
+    for i in 0..10_000 {
+        let row = NewRow::parse(m, &msg(&format!("q{i}"), &format!("c{}", i % 50), i as f64)).unwrap();
+        tickets.push(db.submit(WriteOp::Insert(row), Priority::Normal).await.unwrap());
+    }
+    db.shutdown().await;
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for t in tickets {
+        match t.await {
+            Ok(_) => ok += 1,
+            Err(Error::ShuttingDown(_) | Error::Indeterminate(_)) => failed += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert!(matches!(db.create("Messages", &msg("late", "c", 0.0)).await, Err(Error::ShuttingDown(_))));
+    let db = Db::open(sqlite_settings(&dir)).await.unwrap();
+    assert_eq!(db.count("Messages", &json!({})).await.unwrap(), ok, "the database agrees with the tickets");
+    assert_eq!(ok + failed, 10_000);
+    println!("shutdown with 10,000 queued: {ok} committed, {failed} failed explicitly");
+    db.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_write_always_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(sqlite_settings(&dir)).await.unwrap();
+    let m = registry::model("Messages").unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let chat = format!("chat{}", i % 7);
+                let id = format!("rw{i}");
+                // The ticket is not awaited: the read must still see the write.
+                let row = NewRow::parse(m, &msg(&id, &chat, 1e9 + i as f64)).unwrap();
+                let _ticket = db.submit(WriteOp::Insert(row), Priority::Normal).await.unwrap();
+                // The reply path's read: the history just before "now" (this message's time).
+                let now = 1e9 + i as f64 + 1e-3;
+                let rows = db
+                    .find("Messages", &json!({"chat_id": chat, "time": {"$lt": now}}), &["-time"], Some(8))
+                    .await
+                    .unwrap();
+                assert_eq!(rows[0]["message_id"], json!(id), "read missed its own write {id}");
+                // And the awaited path.
+                db.create("Messages", &msg(&format!("{id}b"), &chat, 1.5e9 + i as f64)).await.unwrap();
+                let now = 1.5e9 + i as f64 + 1e-3;
+                let rows = db
+                    .find("Messages", &json!({"chat_id": chat, "time": {"$lt": now}}), &["-time"], Some(8))
+                    .await
+                    .unwrap();
+                assert_eq!(rows[0]["message_id"], json!(format!("{id}b")));
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    db.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_holding_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sqlite_settings(&dir);
+    s.database.busy_timeout_ms = 300;
+    s.database.retry_attempts = 2;
+    s.batch.max_queued = 200;
+    s.batch.submit_timeout_ms = 200;
+    let db = Db::open(s).await.unwrap();
+    let url = format!("sqlite://{}/b.sqlite", dir.path().display());
+    let holder = botdb::sea_orm::Database::connect(&url).await.unwrap();
+    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    let m = registry::model("Messages").unwrap();
+    let mut tickets = vec![];
+    let mut overloaded = 0;
+    for i in 0..400 {
+        let row = NewRow::parse(m, &msg(&format!("l{i}"), "c", i as f64)).unwrap();
+        match db.submit(WriteOp::Insert(row), Priority::Normal).await {
+            Ok(t) => tickets.push(t),
+            Err(Error::Overloaded { .. }) => overloaded += 1,
+            Err(e) => panic!("{e}"),
+        }
+        let queued: usize = db.batch_stats().unwrap().queued.iter().sum();
+        assert!(queued <= 200, "the queue stays bounded: {queued}");
+    }
+    assert!(overloaded > 0, "a full queue refuses new writes in bounded time");
+    let mut acked = vec![];
+    let mut busy = 0;
+    for t in tickets {
+        match t.await {
+            Ok(out) => acked.push(out.into_row().unwrap()["message_id"].clone()),
+            Err(Error::Busy { .. }) => busy += 1,
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert!(busy > 0, "writes fail typed while the lock is held");
+    holder.execute_unprepared("COMMIT").await.unwrap();
+    // After the lock is released writes go through again, and nothing acknowledged is missing.
+    db.create("Messages", &msg("after", "c", 0.0)).await.unwrap();
+    for id in &acked {
+        assert_eq!(db.count("Messages", &json!({"message_id": id})).await.unwrap(), 1);
+    }
+    println!("lock held: {overloaded} refused (overloaded), {busy} failed busy, {} acknowledged", acked.len());
+    db.shutdown().await;
+}
+
+/// The child of the crash test: writes until killed, appending each acknowledged message id to a side file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by sigkill_loses_no_acknowledged_write as a child process"]
+async fn crash_child() {
+    let (Ok(db_path), Ok(ack_path), Ok(round)) =
+        (std::env::var("BOTDB_CRASH_DB"), std::env::var("BOTDB_CRASH_ACKS"), std::env::var("BOTDB_CRASH_ROUND"))
+    else {
+        return;
+    };
+    let mut s = Settings::for_url(format!("sqlite://{db_path}?mode=rwc"));
+    s.database.sqlite_synchronous = botdb::Synchronous::Full;
+    s.preload.enabled = false;
+    let db = Db::open(s).await.unwrap();
+    let acks =
+        Arc::new(std::sync::Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(ack_path).unwrap()));
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let (db, acks, round) = (db.clone(), acks.clone(), round.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let id = format!("r{round}-{w}-{n}");
+                    db.create("Messages", &msg(&id, &format!("c{w}"), n as f64)).await.unwrap();
+                    let mut f = acks.lock().unwrap();
+                    writeln!(f, "{id}").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("crash.sqlite");
+    let ack_path = dir.path().join("acks.txt");
+    let mut total = 0;
+    for round in 0..5 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "batch::crash_child", "--nocapture", "--test-threads", "1"])
+            .env("BOTDB_CRASH_DB", &db_path)
+            .env("BOTDB_CRASH_ACKS", &ack_path)
+            .env("BOTDB_CRASH_ROUND", round.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it at a random point once it has acknowledged something this round.
+        let prefix = format!("r{round}-");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&ack_path).unwrap_or_default();
+            if text.lines().any(|l| l.starts_with(&prefix)) || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(10..400))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let file = std::fs::File::open(&ack_path).unwrap();
+        // A line cut by the kill has no newline yet: it was not recorded.
+        let acked: Vec<String> = std::io::BufReader::new(file).lines().map_while(Result::ok).collect();
+        let mut s = Settings::for_url(format!("sqlite://{}?mode=rwc", db_path.display()));
+        s.preload.enabled = false;
+        let db = Db::open(s).await.unwrap();
+        assert!(db.check().await.unwrap().ok(), "integrity check after SIGKILL, round {round}");
+        let stored: HashSet<String> = db
+            .find("Messages", &json!({}), &[], None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r["message_id"].as_str().unwrap().to_owned())
+            .collect();
+        let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged writes lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        total = acked.len();
+        db.shutdown().await;
+    }
+    assert!(total > 0, "the child acknowledged writes");
+    println!("SIGKILL ×5: {total} acknowledged writes recorded, 0 lost");
+}
