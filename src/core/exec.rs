@@ -204,7 +204,17 @@ pub async fn insert_many<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Resul
     let per_chunk = (bind_limit(backend) / cols.len()).max(1);
     let err = |e| Error::from_db("insert", m.name, e);
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(per_chunk) {
+    // Chunks of a few fixed sizes, so the same statement texts recur and the driver's prepared-statement
+    // cache serves them (a new row count is a new statement to prepare).
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = [512, 128, 32, 8, 2, 1].into_iter().find(|&s| s <= rest.len() && s <= per_chunk).unwrap_or(1);
+        let (c, r) = rest.split_at(size);
+        chunks.push(c);
+        rest = r;
+    }
+    for chunk in chunks {
         let mut q = Query::insert();
         q.into_table(Alias::new(m.table)).columns(cols.iter().map(|c| Alias::new(c.name)));
         for row in chunk {

@@ -69,6 +69,8 @@ struct Counters {
     rows_in_multi_row_batches: AtomicU64,
     last_batch_rows: AtomicU64,
     failed_batches: AtomicU64,
+    flush_micros: AtomicU64,
+    linger_micros: AtomicU64,
 }
 
 /// A snapshot of the scheduler's statistics.
@@ -92,6 +94,10 @@ pub struct BatchStats {
     pub target_batch_rows: usize,
     /// The adaptive linger now, in ms.
     pub linger_ms: f64,
+    /// Mean time a batch took to execute and commit, in ms.
+    pub mean_flush_ms: Option<f64>,
+    /// Mean time the oldest write of a batch waited before it ran, in ms.
+    pub mean_wait_ms: Option<f64>,
 }
 
 struct Shared {
@@ -289,6 +295,8 @@ impl BatchWriter {
             queued: self.shared.queue.depths(),
             target_batch_rows: ctrl.target(),
             linger_ms: ctrl.linger().as_secs_f64() * 1e3,
+            mean_flush_ms: (batches > 0).then(|| c.flush_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
+            mean_wait_ms: (batches > 0).then(|| c.linger_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
         }
     }
 }
@@ -352,6 +360,8 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
             s.cache.committed(&merge(touched)).await;
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
             c.batches.fetch_add(1, Ordering::Relaxed);
+            c.flush_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+            c.linger_micros.fetch_add(lingered.as_micros() as u64, Ordering::Relaxed);
             c.rows_committed.fetch_add(ok, Ordering::Relaxed);
             c.rows_rejected.fetch_add(n as u64 - ok, Ordering::Relaxed);
             c.last_batch_rows.store(n as u64, Ordering::Relaxed);
