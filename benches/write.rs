@@ -236,7 +236,7 @@ fn main() {
         for t in tasks {
             t.await.unwrap();
         }
-        let h = hist.lock().unwrap();
+        let h = hist.lock().unwrap().clone();
         println!("ack latency at {rate:.0} rows/s (half max), open loop: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             h.value_at_quantile(0.5) as f64 / 1e3, h.value_at_quantile(0.99) as f64 / 1e3, h.max() as f64 / 1e3);
         drop(h);
