@@ -167,7 +167,11 @@ impl Db {
         if let Some(b) = &self.inner.batch {
             let m = registry::model_index(sel.model);
             if b.has_pending(m) {
-                b.wait_model(m).await;
+                let stripe = match crate::optimization::cache::policy::read_scope(sel) {
+                    crate::optimization::cache::generations::Field::Stripe(s) => Some(s),
+                    _ => None,
+                };
+                b.wait_for(m, stripe).await;
             }
         }
         let load = self.loader();

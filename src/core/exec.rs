@@ -267,3 +267,58 @@ pub async fn increment<C: ConnectionTrait>(
     let r = conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
     Ok(r.rows_affected())
 }
+
+/// [`update`] (or, with `delta`, [`increment`] of column `inc`) that also returns the distinct values of
+/// column `ret` among the rows it changed, in the same statement (`UPDATE … RETURNING`, SQLite and
+/// PostgreSQL). `None` values when more than `max` distinct ones came back.
+///
+/// # Errors
+/// [`Error::Constraint`] or [`Error::Database`].
+pub async fn update_returning<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    set: UpdateSet<'_>,
+    ret: usize,
+    max: usize,
+) -> Result<(u64, Option<Vec<Value>>)> {
+    let backend = conn.get_database_backend();
+    let mut q = Query::update();
+    q.table(Alias::new(model.table));
+    match set {
+        UpdateSet::Changes(changes) => {
+            q.values(
+                changes
+                    .sets
+                    .iter()
+                    .map(|(i, c)| (Alias::new(model.col(*i).name), c.to_sql(model.col(*i).kind, backend).into())),
+            );
+        }
+        UpdateSet::Increment(col, delta) => {
+            let c = model.col(col);
+            q.value(Alias::new(c.name), Expr::col(Alias::new(c.name)).add(delta.to_sql(c.kind, backend)));
+        }
+    }
+    q.cond_where(filter.to_condition(model, backend)).returning_col(Alias::new(model.col(ret).name));
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
+    let mut values: Vec<Value> = Vec::new();
+    for r in &rows {
+        let v = crate::core::value::decode(r, 0, model.col(ret), backend)?;
+        if !values.contains(&v) {
+            if values.len() == max {
+                return Ok((rows.len() as u64, None));
+            }
+            values.push(v);
+        }
+    }
+    Ok((rows.len() as u64, Some(values)))
+}
+
+/// What an [`update_returning`] sets.
+#[derive(Debug, Clone, Copy)]
+pub enum UpdateSet<'a> {
+    /// Column values.
+    Changes(&'a Changes),
+    /// `column = column + delta`.
+    Increment(usize, &'a crate::core::value::Cell),
+}

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod loadtest;
+
 mod admin;
 mod batch;
 mod cache;

@@ -15,7 +15,7 @@ use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::registry::{Kind, model_index};
 use crate::core::value::{Cell, Row};
-use crate::optimization::cache::policy::{Touched, inserted, partition_column, reach_of};
+use crate::optimization::cache::policy::{Reach, Touched, inserted, partition_column, reach_of};
 use crate::utils::error::{Error, Result};
 
 use super::ops::{WriteOp, WriteOutcome};
@@ -186,6 +186,38 @@ where
     }
 }
 
+/// The partition column to learn through `RETURNING` (SQLite, PostgreSQL) when the filter does not name
+/// the partition itself; `None` where a separate look-up (or nothing) is needed.
+fn returning_partition<C: ConnectionTrait>(
+    c: &C,
+    model: &'static crate::core::registry::ModelDef,
+    filter: &Filter,
+) -> Option<usize> {
+    let p = partition_column(model)?;
+    (c.get_database_backend() != DbBackend::MySql && filter.eq_value(p).is_none()).then_some(p)
+}
+
+/// The reach of an update from the partition values it returned (and the new value, if it moved rows).
+fn reach_from(
+    model: &'static crate::core::registry::ModelDef,
+    p: usize,
+    values: Option<Vec<Value>>,
+    changes: Option<&crate::core::data::Changes>,
+) -> Touched {
+    let reach = match values {
+        None => Reach::Everything,
+        Some(mut vs) => {
+            // RETURNING gives the new values; a moved row's old partition is unknown: everything.
+            if changes.is_some_and(|c| c.sets.iter().any(|(i, _)| *i == p)) {
+                return Touched { model, reach: Reach::Everything };
+            }
+            vs.dedup();
+            Reach::Partitions(vs)
+        }
+    };
+    Touched { model, reach }
+}
+
 /// One non-grouped write.
 async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcome, Vec<Touched>)> {
     match op {
@@ -195,9 +227,15 @@ async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcom
             Ok((WriteOutcome::Row(r), vec![t]))
         }
         WriteOp::Update { filter, changes } => {
-            let reach = reach_of(c, changes.model, filter, Some(changes)).await?;
+            let m = changes.model;
+            if let Some(p) = returning_partition(c, m, filter) {
+                let (n, values) =
+                    exec::update_returning(c, m, filter, exec::UpdateSet::Changes(changes), p, 64).await?;
+                return Ok((WriteOutcome::Count(n), vec![reach_from(m, p, values, Some(changes))]));
+            }
+            let reach = reach_of(c, m, filter, Some(changes)).await?;
             let n = exec::update(c, filter, changes).await?;
-            Ok((WriteOutcome::Count(n), vec![Touched { model: changes.model, reach }]))
+            Ok((WriteOutcome::Count(n), vec![Touched { model: m, reach }]))
         }
         WriteOp::Delete { model, filter } => {
             let reach = reach_of(c, model, filter, None).await?;
@@ -205,6 +243,11 @@ async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcom
             Ok((WriteOutcome::Count(n), vec![Touched { model, reach }]))
         }
         WriteOp::Increment { model, filter, column, delta } => {
+            if let Some(p) = returning_partition(c, model, filter) {
+                let set = exec::UpdateSet::Increment(*column, delta);
+                let (n, values) = exec::update_returning(c, model, filter, set, p, 64).await?;
+                return Ok((WriteOutcome::Count(n), vec![reach_from(model, p, values, None)]));
+            }
             let reach = reach_of(c, model, filter, None).await?;
             let n = exec::increment(c, model, filter, *column, delta).await?;
             Ok((WriteOutcome::Count(n), vec![Touched { model, reach }]))

@@ -12,7 +12,7 @@ pub mod executor;
 pub mod ops;
 pub mod queue;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,8 +110,9 @@ struct Shared {
     closed: AtomicBool,
     urgent: AtomicBool,
     seq: AtomicU64,
-    /// Unresolved submissions per model, by sequence number.
-    pending: Vec<Mutex<BTreeSet<u64>>>,
+    /// Unresolved submissions per model: sequence number → partition stripe (`None`: reach unknown until
+    /// the write runs, e.g. an update by message_id).
+    pending: Vec<Mutex<BTreeMap<u64, Option<usize>>>>,
     /// Signalled after every batch.
     done: Notify,
     controller: Mutex<Controller>,
@@ -132,12 +133,14 @@ impl std::fmt::Debug for BatchWriter {
 }
 
 /// Waits until a batch is due and takes it: the target reached, the oldest write lingered long enough, a
-/// reader waiting (urgent), or the queue closed. Returns empty only when closed and drained.
+/// reader waiting (urgent), the queue closed, or writes that queued while the writer was busy until
+/// `busy_until` (group commit: they already waited one flush, so no linger is added). Returns empty only when
+/// closed and drained.
 pub async fn collect<T>(
     queue: &Queue<T>,
-    target: usize,
-    max: usize,
+    (target, max): (usize, usize),
     linger: Duration,
+    busy_until: Instant,
     closed: &AtomicBool,
     urgent: &AtomicBool,
 ) -> Vec<Queued<T>> {
@@ -152,7 +155,8 @@ pub async fn collect<T>(
             notified.await;
             continue;
         }
-        let due = queue.oldest().unwrap_or_else(Instant::now) + linger;
+        let oldest = queue.oldest().unwrap_or_else(Instant::now);
+        let due = if oldest <= busy_until { oldest } else { oldest + linger };
         let now = Instant::now();
         if len >= target || now >= due || is_closed || urgent.swap(false, Ordering::AcqRel) {
             return queue.take(max, now);
@@ -184,7 +188,7 @@ impl BatchWriter {
             closed: AtomicBool::new(false),
             urgent: AtomicBool::new(false),
             seq: AtomicU64::new(0),
-            pending: models().iter().map(|_| Mutex::new(BTreeSet::new())).collect(),
+            pending: models().iter().map(|_| Mutex::new(BTreeMap::new())).collect(),
             done: Notify::new(),
             controller: Mutex::new(Controller::new(
                 settings.min_batch_rows,
@@ -222,19 +226,25 @@ impl BatchWriter {
         let (tx, rx) = oneshot::channel();
         let seq = s.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let m = model_index(op.model());
-        lock(&s.pending[m]).insert(seq);
+        lock(&s.pending[m]).insert(seq, write_stripe(&op));
         s.queue.push(Queued { item: Job { op, tx, _count: count, _bytes: bytes }, priority, at: Instant::now(), seq });
         metrics::gauge!("botdb_batch_queue_depth", "priority" => priority.label()).increment(1.0);
         Ok(Ticket(rx))
     }
 
-    /// Returns once every write to model `model_idx` submitted before this call has resolved.
-    pub async fn wait_model(&self, model_idx: usize) {
+    /// Returns once every write submitted before this call that a read of model `model_idx` scoped to
+    /// partition stripe `stripe` could see has resolved: writes to that partition (`None`: every write to the
+    /// model). A write whose partition is only known when it runs (an update by message_id) is waited for by
+    /// unscoped reads only; its own caller sees it once its ticket resolves.
+    pub async fn wait_for(&self, model_idx: usize, stripe: Option<usize>) {
         let s = &self.shared;
         let snapshot = s.seq.load(Ordering::Acquire);
         loop {
             let notified = s.done.notified();
-            if lock(&s.pending[model_idx]).first().is_none_or(|&first| first > snapshot) {
+            let blocked = lock(&s.pending[model_idx])
+                .range(..=snapshot)
+                .any(|(_, sc)| stripe.is_none() || (sc.is_some() && *sc == stripe));
+            if !blocked {
                 return;
             }
             s.urgent.store(true, Ordering::Release);
@@ -243,7 +253,7 @@ impl BatchWriter {
         }
     }
 
-    /// Whether writes to model `model_idx` are queued or running.
+    /// Whether writes to model `model_idx` are queued or running (a cheap check before [`Self::wait_for`]).
     pub fn has_pending(&self, model_idx: usize) -> bool {
         !lock(&self.shared.pending[model_idx]).is_empty()
     }
@@ -251,7 +261,7 @@ impl BatchWriter {
     /// Returns once every write submitted before this call has resolved.
     pub async fn flush(&self) {
         for m in 0..models().len() {
-            self.wait_model(m).await;
+            self.wait_for(m, None).await;
         }
     }
 
@@ -301,21 +311,40 @@ impl BatchWriter {
     }
 }
 
+/// The partition stripe a write is known to touch at submit time.
+fn write_stripe(op: &WriteOp) -> Option<usize> {
+    use crate::optimization::cache::generations::stripe_of;
+    use crate::optimization::cache::policy::partition_column;
+    let p = partition_column(op.model())?;
+    let cell = match op {
+        WriteOp::Insert(r) => Some(&r.cells[p]),
+        WriteOp::Save { key, .. } => key.eq_value(p),
+        WriteOp::Update { filter, changes } => {
+            // Moving rows to another partition touches two: treat as unknown.
+            if changes.sets.iter().any(|(i, _)| *i == p) { None } else { filter.eq_value(p) }
+        }
+        WriteOp::Delete { filter, .. } | WriteOp::Increment { filter, .. } => filter.eq_value(p),
+    }?;
+    Some(stripe_of(&cell.to_json()))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn writer_loop(s: Arc<Shared>) {
+    let mut busy_until = Instant::now();
     loop {
         let (target, max, linger) = {
             let c = lock(&s.controller);
             (c.target(), c.max_batch(), c.linger())
         };
-        let batch = collect(&s.queue, target, max, linger, &s.closed, &s.urgent).await;
+        let batch = collect(&s.queue, (target, max), linger, busy_until, &s.closed, &s.urgent).await;
         if batch.is_empty() {
             return;
         }
         run_batch(&s, batch).await;
+        busy_until = Instant::now();
     }
 }
 
@@ -406,7 +435,9 @@ mod tests {
             push(&q, i);
         }
         let t0 = Instant::now();
-        let b = collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await;
+        let b =
+            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
+                .await;
         assert_eq!(b.len(), 8);
         assert_eq!(t0.elapsed(), Duration::ZERO, "the target was reached: no linger");
     }
@@ -417,7 +448,9 @@ mod tests {
             (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
         push(&q, 1);
         let t0 = Instant::now();
-        let b = collect(&q, 8, 100, Duration::from_millis(5), &closed, &urgent).await;
+        let b =
+            collect(&q, (8, 100), Duration::from_millis(5), Instant::now() - Duration::from_secs(10), &closed, &urgent)
+                .await;
         assert_eq!(b.len(), 1);
         assert_eq!(t0.elapsed(), Duration::from_millis(5));
     }
@@ -428,10 +461,31 @@ mod tests {
             (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(true));
         push(&q, 1);
         let t0 = Instant::now();
-        assert_eq!(collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await.len(), 1);
+        assert_eq!(
+            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
+                .await
+                .len(),
+            1
+        );
         assert_eq!(t0.elapsed(), Duration::ZERO);
         closed.store(true, Ordering::Release);
-        assert!(collect(&q, 8, 100, Duration::from_secs(1), &closed, &urgent).await.is_empty());
+        assert!(
+            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
+                .await
+                .is_empty()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_that_queued_during_a_flush_do_not_linger_again() {
+        let (q, closed, urgent) =
+            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        push(&q, 1);
+        tokio::time::advance(Duration::from_millis(3)).await;
+        let flush_ended = Instant::now();
+        let t0 = Instant::now();
+        assert_eq!(collect(&q, (8, 100), Duration::from_secs(1), flush_ended, &closed, &urgent).await.len(), 1);
+        assert_eq!(t0.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
@@ -441,7 +495,12 @@ mod tests {
         for i in 0..50 {
             push(&q, i);
         }
-        assert_eq!(collect(&q, 8, 20, Duration::from_secs(1), &closed, &urgent).await.len(), 20);
+        assert_eq!(
+            collect(&q, (8, 20), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
+                .await
+                .len(),
+            20
+        );
         assert_eq!(q.len(), 30);
     }
 }

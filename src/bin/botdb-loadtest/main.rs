@@ -1,0 +1,291 @@
+//! `botdb-loadtest`: botdb's main job. Simulates the chat bot's database traffic against a plain sea-orm
+//! baseline and botdb in the same run, verifies every acknowledged write, and reports. See `--help`.
+
+// The per-message flow future (17 operation kinds over two systems) is deep.
+#![recursion_limit = "256"]
+
+mod cli;
+mod report;
+mod runner;
+mod systems;
+mod workload;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use botdb::sea_orm::{ConnectionTrait, Database};
+use botdb::{DatabaseUrl, Db, Settings};
+use clap::Parser;
+use serde_json::json;
+
+use cli::Args;
+use report::SystemReport;
+use runner::Load;
+use systems::System;
+use workload::Shape;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Replaces the database name of a server URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A fresh, seeded database per system; returns their URLs.
+async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Vec<(String, String)>, BoxError> {
+    let names = if args.compare { vec!["baseline", "botdb"] } else { vec!["botdb"] };
+    let mut out = vec![];
+    match &args.database_url {
+        None => {
+            let template = dir.join("template.sqlite");
+            let _ = std::fs::remove_file(&template);
+            let mut s = Settings::load(None)?;
+            s.database.url = DatabaseUrl::new(format!("sqlite://{}?mode=rwc", template.display()));
+            s.preload.enabled = false;
+            let db = Db::open(s).await?;
+            workload::seed(&db, shape).await?;
+            for name in names {
+                let path = dir.join(format!("{name}.sqlite"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                // SQLite's own online copy.
+                db.engine().writer().execute_unprepared(&format!("VACUUM INTO '{}'", path.display())).await?;
+                out.push((name.to_owned(), format!("sqlite://{}?mode=rwc", path.display())));
+            }
+            db.shutdown().await;
+        }
+        Some(server) => {
+            let admin = Database::connect(server.as_str()).await?;
+            for name in names {
+                let db_name = format!("botdb_loadtest_{name}");
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {db_name}")).await?;
+                admin.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await?;
+                let url = with_database(server, &db_name);
+                let mut s = Settings::load(None)?;
+                s.database.url = DatabaseUrl::new(url.clone());
+                s.preload.enabled = false;
+                let db = Db::open(s).await?;
+                workload::seed(&db, shape).await?;
+                db.shutdown().await;
+                out.push((name.to_owned(), url));
+            }
+            admin.close().await?;
+        }
+    }
+    Ok(out)
+}
+
+fn settings_for(url: &str, redis: Option<&str>) -> Result<Settings, BoxError> {
+    let mut s = Settings::load(None)?;
+    s.database.url = DatabaseUrl::new(url);
+    if let Some(r) = redis {
+        s.cache.redis.url = Some(DatabaseUrl::new(r));
+        s.cache.redis.key_prefix = format!("botdb-loadtest-{}", std::process::id());
+    }
+    Ok(s)
+}
+
+const SEEDED_USAGE: u64 = 2000;
+
+async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<SystemReport, BoxError> {
+    let settings = settings_for(url, args.redis_url.as_deref())?;
+    let (system, db) = if name == "baseline" {
+        let engine = botdb::core::engine::Engine::connect(&settings.database).await?;
+        (System::Baseline(engine.reader().clone()), None)
+    } else {
+        let db = Db::open(settings.clone()).await?;
+        (System::Botdb(db.clone()), Some(db))
+    };
+    let load = Load {
+        rate: args.rate,
+        concurrency: args.concurrency,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new((args.warmup + args.duration) as u64 * 1000);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{prefix:>9} [{bar:40}] {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_prefix(name.to_owned());
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max((runner::rss_mb() * 1024.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let (rec, measured) = runner::run(system, shape, load, bar).await;
+    sampler.abort();
+    let mut r = report::summarise(&rec, measured);
+    r.peak_rss_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    if let Some(db) = &db {
+        db.flush().await;
+        let cs = db.cache_stats();
+        r.cache_hit_ratio = cs.hit_ratio;
+        if let Some(bs) = db.batch_stats() {
+            eprintln!(
+                "botdb scheduler: {} batches, mean {:.1} writes, mean flush {:.2} ms, mean wait {:.2} ms; cache: {:?}",
+                bs.batches,
+                bs.mean_batch_rows.unwrap_or(0.0),
+                bs.mean_flush_ms.unwrap_or(0.0),
+                bs.mean_wait_ms.unwrap_or(0.0),
+                cs
+            );
+            r.batched_write_ratio = bs.batched_write_ratio;
+            r.mean_batch_rows = bs.mean_batch_rows;
+        }
+        db.shutdown().await;
+    }
+    // Verify: every acknowledged insert is in the database, and the database is sound.
+    let mut vs = settings_for(url, None)?;
+    vs.preload.enabled = false;
+    let check = Db::open(vs).await?;
+    let seeded = [(shape.chats * shape.messages_per_chat) as u64, SEEDED_USAGE, (shape.chats * 5) as u64];
+    let acked: Vec<u64> = rec.acked.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    let (mut verified, mut lost) = (0, 0);
+    for (i, model) in ["Messages", "LLMUsage", "ActionRecords"].iter().enumerate() {
+        let actual = check.count(model, &serde_json::Value::Null).await?;
+        let expected = seeded[i] + acked[i];
+        verified += actual.saturating_sub(seeded[i]).min(acked[i]);
+        lost += expected.saturating_sub(actual);
+    }
+    r.acked_writes = acked.iter().sum();
+    r.rows_verified = verified;
+    r.lost_writes = lost;
+    r.integrity_ok = check.check().await?.integrity_ok;
+    check.shutdown().await;
+    report::print_table(name, &r);
+    Ok(r)
+}
+
+async fn run(args: Args) -> Result<ExitCode, BoxError> {
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets(&[1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0])?
+            .install()?;
+    }
+    let shape = Shape {
+        chats: args.chats.max(1),
+        users: args.users.max(1),
+        messages_per_chat: args.messages_per_chat,
+        images: 500,
+        seed: args.seed,
+    };
+    let tmp = tempfile::tempdir()?;
+    let dir = args.work_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("seeding {} chats × {} messages, {} people …", shape.chats, shape.messages_per_chat, shape.users);
+    let dbs = prepare(&args, &shape, &dir).await?;
+    let mut systems = Vec::new();
+    for (name, url) in &dbs {
+        systems.push((name.clone(), run_one(name, url, &args, shape).await?));
+    }
+    let backend = match &args.database_url {
+        None => "sqlite",
+        Some(u) if u.starts_with("postgres") => "postgres",
+        Some(_) => "mysql",
+    };
+    let get = |n: &str| systems.iter().find(|(s, _)| s == n).map(|(_, r)| r);
+    let botdb = get("botdb").ok_or("no botdb run")?;
+    let speedup = get("baseline").map(|b| botdb.messages_per_s / b.messages_per_s.max(1e-9));
+    let report = json!({
+        "backend": backend,
+        "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "duration_s": args.duration,
+        "mode": if args.rate > 0.0 { json!({"open_loop_rate": args.rate}) } else { json!({"closed_loop_concurrency": args.concurrency}) },
+        "seed": args.seed,
+        "redis": args.redis_url.is_some(),
+        "dataset": {"chats": shape.chats, "users": shape.users, "messages": shape.chats * shape.messages_per_chat},
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "botdb_vs_baseline_messages": speedup,
+        "systems": systems.iter().map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
+    });
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+    let plot_dir = args.json.parent().unwrap_or(std::path::Path::new("."));
+    let refs: Vec<(&str, &SystemReport)> = systems.iter().map(|(n, r)| (n.as_str(), r)).collect();
+    if let Err(e) = report::plots(plot_dir, &refs) {
+        eprintln!("warning: plots not written: {e}");
+    }
+    println!();
+    for (n, r) in &systems {
+        println!(
+            "{n:>9}: {:>8.0} messages/s  read p99 {:>8.0} µs  ack p99 {:>8.0} µs  errors {}  lost {}  cache hit {}  batched {}",
+            r.messages_per_s,
+            r.read_latency_us.p99,
+            r.write_ack_latency_us.p99,
+            r.errors,
+            r.lost_writes,
+            r.cache_hit_ratio.map_or("-".into(), |h| format!("{h:.3}")),
+            r.batched_write_ratio.map_or("-".into(), |h| format!("{h:.3}")),
+        );
+    }
+    if let Some(s) = speedup {
+        println!("botdb / baseline messages/s: {s:.1}x");
+    }
+    println!("report: {} (plots beside it)", args.json.display());
+    let mut failed = vec![];
+    let ops: u64 = botdb.ops.values().map(|o| o.count + o.errors).sum();
+    if args.max_read_p99_ms.is_some_and(|m| botdb.read_latency_us.p99 / 1e3 > m) {
+        failed.push("read p99");
+    }
+    if args.max_ack_p99_ms.is_some_and(|m| botdb.write_ack_latency_us.p99 / 1e3 > m) {
+        failed.push("ack p99");
+    }
+    if args.max_error_rate.is_some_and(|m| botdb.errors as f64 / ops.max(1) as f64 > m) {
+        failed.push("error rate");
+    }
+    if args.min_messages_per_s.is_some_and(|m| botdb.messages_per_s < m) {
+        failed.push("messages/s");
+    }
+    if systems.iter().any(|(_, r)| r.lost_writes > 0 || !r.integrity_ok) {
+        eprintln!("error: lost acknowledged writes or a failed integrity check");
+        return Ok(ExitCode::from(4));
+    }
+    if !failed.is_empty() {
+        eprintln!("error: thresholds not met: {}", failed.join(", "));
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}

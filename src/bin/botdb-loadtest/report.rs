@@ -1,0 +1,213 @@
+//! The report: a terminal table per system, the JSON report, and two SVG plots (read-latency percentiles;
+//! incoming messages per second over time).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::runner::Recorder;
+use crate::workload::Op;
+
+/// Percentiles in µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let q = |x| if h.is_empty() { 0.0 } else { h.value_at_quantile(x) as f64 };
+        Latency { p50: q(0.5), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: h.max() as f64 }
+    }
+}
+
+/// One operation's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpReport {
+    pub count: u64,
+    pub errors: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// One system's figures (the JSON shape of the issue).
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemReport {
+    pub messages_per_s: f64,
+    pub row_writes_per_s: f64,
+    pub reads_per_s: f64,
+    pub read_latency_us: Latency,
+    pub write_ack_latency_us: Latency,
+    pub errors: u64,
+    pub acked_writes: u64,
+    pub rows_verified: u64,
+    pub lost_writes: u64,
+    pub integrity_ok: bool,
+    pub cache_hit_ratio: Option<f64>,
+    pub batched_write_ratio: Option<f64>,
+    pub mean_batch_rows: Option<f64>,
+    pub peak_rss_mb: f64,
+    pub first_error: Option<String>,
+    pub ops: BTreeMap<&'static str, OpReport>,
+    #[serde(skip)]
+    pub reads_hist: Histogram<u64>,
+    #[serde(skip)]
+    pub per_second: Vec<u64>,
+    #[serde(skip)]
+    pub table: Vec<(Op, u64, u64, f64, Latency, f64)>,
+}
+
+/// Builds a system's report from its recorder.
+pub fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
+    let secs = measured.as_secs_f64().max(1e-9);
+    let mut reads = Histogram::<u64>::new(3).expect("histogram");
+    let mut writes = Histogram::<u64>::new(3).expect("histogram");
+    let (mut errors, mut n_reads, mut n_writes) = (0, 0, 0);
+    let mut ops = BTreeMap::new();
+    let mut table = Vec::new();
+    for (op, m) in Op::ALL.iter().zip(&rec.ops) {
+        let s = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = s.hist.len();
+        errors += s.errors;
+        if op.is_write() {
+            writes.add(&s.hist).ok();
+            n_writes += count;
+        } else {
+            reads.add(&s.hist).ok();
+            n_reads += count;
+        }
+        let l = Latency::of(&s.hist);
+        let p90 = if s.hist.is_empty() { 0.0 } else { s.hist.value_at_quantile(0.9) as f64 };
+        ops.insert(op.name(), OpReport { count, errors: s.errors, p50_us: l.p50, p99_us: l.p99 });
+        table.push((*op, count, s.errors, count as f64 / secs, l, p90));
+    }
+    let messages = rec.messages.load(Ordering::Relaxed);
+    let measured_secs = measured.as_secs() as usize;
+    SystemReport {
+        messages_per_s: messages as f64 / secs,
+        row_writes_per_s: n_writes as f64 / secs,
+        reads_per_s: n_reads as f64 / secs,
+        read_latency_us: Latency::of(&reads),
+        write_ack_latency_us: Latency::of(&writes),
+        errors,
+        acked_writes: 0,
+        rows_verified: 0,
+        lost_writes: 0,
+        integrity_ok: false,
+        cache_hit_ratio: None,
+        batched_write_ratio: None,
+        mean_batch_rows: None,
+        peak_rss_mb: 0.0,
+        first_error: rec.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        ops,
+        reads_hist: reads,
+        per_second: rec.per_second.iter().take(measured_secs.max(1)).map(|c| c.load(Ordering::Relaxed)).collect(),
+        table,
+    }
+}
+
+/// The terminal table of one system.
+pub fn print_table(name: &str, r: &SystemReport) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["op", "count", "errors", "ops/s", "p50 µs", "p90 µs", "p95 µs", "p99 µs", "p99.9 µs", "max µs"]);
+    for (op, count, errors, rate, l, p90) in &r.table {
+        if *count == 0 && *errors == 0 {
+            continue;
+        }
+        t.add_row([
+            op.name().to_owned(),
+            count.to_string(),
+            errors.to_string(),
+            format!("{rate:.0}"),
+            format!("{:.0}", l.p50),
+            format!("{p90:.0}"),
+            format!("{:.0}", l.p95),
+            format!("{:.0}", l.p99),
+            format!("{:.0}", l.p999),
+            format!("{:.0}", l.max),
+        ]);
+    }
+    println!(
+        "\n{name}: {:.0} messages/s, {:.0} row-writes/s, {:.0} reads/s",
+        r.messages_per_s, r.row_writes_per_s, r.reads_per_s
+    );
+    println!("{t}");
+}
+
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).log10()
+}
+
+/// Writes the two SVG plots next to the JSON report.
+pub fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(), Box<dyn std::error::Error>> {
+    let colours = [RED, BLUE];
+    // Read latency by percentile.
+    let path = dir.join("read-latency.svg");
+    let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let ymax = systems.iter().map(|(_, r)| r.reads_hist.max()).max().unwrap_or(1).max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("read latency by percentile (µs)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..4f64, (1f64..ymax * 1.2).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .x_label_formatter(&|x| format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x))))
+        .y_desc("µs")
+        .draw()?;
+    for ((name, r), c) in systems.iter().zip(colours) {
+        if r.reads_hist.is_empty() {
+            continue;
+        }
+        let pts: Vec<(f64, f64)> = (0..=400)
+            .map(|i| {
+                let x = i as f64 / 100.0;
+                let q = (1.0 - 10f64.powf(-x)).min(0.9999);
+                (nines(q), r.reads_hist.value_at_quantile(q).max(1) as f64)
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts, c))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+    }
+    chart.configure_series_labels().border_style(BLACK).draw()?;
+    root.present()?;
+    // Throughput over time.
+    let path = dir.join("throughput.svg");
+    let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let xmax = systems.iter().map(|(_, r)| r.per_second.len()).max().unwrap_or(1).max(1) as f64;
+    let ymax = systems.iter().flat_map(|(_, r)| r.per_second.iter().copied()).max().unwrap_or(1).max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("incoming messages per second", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.1)?;
+    chart.configure_mesh().x_desc("second of the measured run").y_desc("messages/s").draw()?;
+    for ((name, r), c) in systems.iter().zip(colours) {
+        let pts = r.per_second.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v as f64));
+        chart
+            .draw_series(LineSeries::new(pts, c))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+    }
+    chart.configure_series_labels().border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}

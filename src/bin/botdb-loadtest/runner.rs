@@ -1,0 +1,189 @@
+//! Runs one system: warm-up, then the measured phase (closed or open loop), recording every operation's
+//! latency in HdrHistograms; then verifies that every acknowledged write is in the database.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+
+use crate::systems::System;
+use crate::workload::{Call, Op, Shape, T0, flow};
+
+/// Latencies and counts of one operation.
+pub struct OpStats {
+    pub hist: Histogram<u64>,
+    pub errors: u64,
+}
+
+/// Everything recorded for one system.
+pub struct Recorder {
+    pub ops: Vec<Mutex<OpStats>>,
+    /// Incoming messages completed per second of the measured phase.
+    pub per_second: Vec<AtomicU64>,
+    pub measuring: AtomicBool,
+    pub messages: AtomicU64,
+    /// Acknowledged inserts (warm-up included): messages, model calls, actions.
+    pub acked: [AtomicU64; 3],
+    pub first_error: Mutex<Option<String>>,
+    pub started: Mutex<Option<Instant>>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Recorder {
+            ops: Op::ALL
+                .iter()
+                .map(|_| Mutex::new(OpStats { hist: Histogram::new(3).expect("histogram"), errors: 0 }))
+                .collect(),
+            per_second: (0..3600).map(|_| AtomicU64::new(0)).collect(),
+            measuring: AtomicBool::new(false),
+            messages: AtomicU64::new(0),
+            acked: Default::default(),
+            first_error: Mutex::new(None),
+            started: Mutex::new(None),
+        }
+    }
+
+    fn record(&self, op: Op, took: Duration, ok: bool) {
+        if !self.measuring.load(Ordering::Relaxed) {
+            return;
+        }
+        let i = Op::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        let mut s = self.ops[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ok {
+            let _ = s.hist.record((took.as_micros() as u64).max(1));
+        } else {
+            s.errors += 1;
+        }
+    }
+}
+
+/// How the measured phase drives load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub rate: f64,
+    pub concurrency: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled: Option<Instant>) {
+    let mut rng = fastrand::Rng::with_seed(shape.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let now = T0 + n as f64 * 1e-3;
+    let (calls, _, _) = flow(shape, n, now, &mut rng);
+    for (k, call) in calls.iter().enumerate() {
+        let start = Instant::now();
+        let res = sys.run(call).await;
+        // In open loop the first call is timed from the message's scheduled arrival.
+        let from = if k == 0 { scheduled.unwrap_or(start) } else { start };
+        let took = from.elapsed();
+        match &res {
+            Ok(()) => match call {
+                Call::InsertMessage(_) => drop(rec.acked[0].fetch_add(1, Ordering::Relaxed)),
+                Call::InsertUsage(_) => drop(rec.acked[1].fetch_add(1, Ordering::Relaxed)),
+                Call::InsertAction(_) => drop(rec.acked[2].fetch_add(1, Ordering::Relaxed)),
+                _ => {}
+            },
+            Err(e) => {
+                let mut first = rec.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if first.is_none() {
+                    *first = Some(format!("{}: {e}", call.op().name()));
+                }
+            }
+        }
+        rec.record(call.op(), took, res.is_ok());
+    }
+    if rec.measuring.load(Ordering::Relaxed) {
+        rec.messages.fetch_add(1, Ordering::Relaxed);
+        let started = *rec.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = started {
+            let sec = (s.elapsed().as_secs() as usize).min(3599);
+            rec.per_second[sec].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs the load; returns the recorder and the measured wall time.
+pub async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Arc<Recorder>, Duration) {
+    let rec = Arc::new(Recorder::new());
+    let counter = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = load.warmup + load.duration;
+    let begin = Instant::now();
+    let mut tasks = Vec::new();
+    if load.rate > 0.0 {
+        let (sys, rec, counter, stop) = (sys.clone(), rec.clone(), counter.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let interval = Duration::from_secs_f64(1.0 / load.rate);
+            let mut flows = Vec::new();
+            let start = tokio::time::Instant::now();
+            for i in 0u64.. {
+                let at = start + interval.mul_f64(i as f64);
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+                let (sys, rec) = (sys.clone(), rec.clone());
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let scheduled = at.into_std();
+                flows.push(tokio::spawn(async move { run_flow(&sys, &rec, &shape, n, Some(scheduled)).await }));
+                if flows.len() > 4096 {
+                    flows.retain(|f: &tokio::task::JoinHandle<()>| !f.is_finished());
+                }
+            }
+            for f in flows {
+                let _ = f.await;
+            }
+        }));
+    } else {
+        for _ in 0..load.concurrency.max(1) {
+            let (sys, rec, counter, stop) = (sys.clone(), rec.clone(), counter.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    run_flow(&sys, &rec, &shape, n, None).await;
+                }
+            }));
+        }
+    }
+    // The periodic statistics scan: once, mid-run.
+    {
+        let (sys, rec) = (sys.clone(), rec.clone());
+        let at = load.warmup + load.duration / 2;
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let start = Instant::now();
+            let res = sys.run(&Call::StatsScan(T0 - 1e5)).await;
+            rec.record(Op::StatsScan, start.elapsed(), res.is_ok());
+        }));
+    }
+    tokio::time::sleep(load.warmup).await;
+    *rec.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+    rec.measuring.store(true, Ordering::Relaxed);
+    let measured_from = Instant::now();
+    while begin.elapsed() < total {
+        bar.set_position(begin.elapsed().as_millis() as u64);
+        bar.set_message(format!("{} messages", rec.messages.load(Ordering::Relaxed)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rec.measuring.store(false, Ordering::Relaxed);
+    let measured = measured_from.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    bar.finish_and_clear();
+    (rec, measured)
+}
+
+/// The process's resident set size now, in MB (Linux).
+pub fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

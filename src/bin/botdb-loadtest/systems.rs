@@ -1,0 +1,228 @@
+//! The two systems under test: botdb's name-based API, and the baseline a user would otherwise write —
+//! plain sea-orm, one call per operation, no cache, no batching, on a pool of the same size with the same
+//! durability settings.
+
+use botdb::entities::{
+    action_records, chat_streams, expression, images, llm_usage, messages, person_info, user_relationships,
+};
+use botdb::sea_orm::sea_query::{Expr, ExprTrait};
+use botdb::sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use botdb::{Db, Error};
+use serde_json::{Value, json};
+
+use crate::workload::Call;
+
+/// A system under test.
+#[derive(Clone)]
+pub enum System {
+    /// botdb: cache, batch scheduler, name-based API.
+    Botdb(Db),
+    /// Plain sea-orm on a pool.
+    Baseline(DatabaseConnection),
+}
+
+impl System {
+    /// Runs one call; the error is reported, never hidden.
+    pub async fn run(&self, call: &Call) -> Result<(), String> {
+        match self {
+            System::Botdb(db) => botdb_call(db, call).await.map_err(|e| e.to_string()),
+            System::Baseline(conn) => baseline_call(conn, call).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn botdb_call(db: &Db, call: &Call) -> Result<(), Error> {
+    match call {
+        Call::ReadStream(c) => drop(db.find_one("ChatStreams", &json!({"stream_id": c}), &[]).await?),
+        Call::ReadPerson(p) => drop(db.find_one("PersonInfo", &json!({"person_id": p}), &[]).await?),
+        Call::ReadRelationship(u) => drop(db.find_one("UserRelationships", &json!({"user_id": u}), &[]).await?),
+        Call::ReadExpression(c) => drop(db.find("Expression", &json!({"chat_id": c}), &[], None).await?),
+        Call::RecentHistory(c, t) => {
+            drop(db.find("Messages", &json!({"chat_id": c, "time": {"$lt": t}}), &["-time"], Some(8)).await?)
+        }
+        Call::ActionsByChat(c, since) => {
+            drop(db.find("ActionRecords", &json!({"chat_id": c, "time": {"$gte": since}}), &["-time"], None).await?)
+        }
+        Call::ActionById(a) => drop(db.find_one("ActionRecords", &json!({"action_id": a}), &[]).await?),
+        Call::ImageByHash(h) => drop(db.find_one("Images", &json!({"emoji_hash": h}), &[]).await?),
+        Call::ImageById(i) => drop(db.find_one("Images", &json!({"image_id": i}), &[]).await?),
+        Call::StatsScan(since) => {
+            drop(db.find("LLMUsage", &json!({"id": {"$gt": 0}}), &["id"], Some(2000)).await?);
+            drop(db.find("Messages", &json!({"time": {"$gte": since}}), &["id"], Some(2000)).await?);
+        }
+        Call::InsertMessage(m) => drop(db.create("Messages", m).await?),
+        Call::UpdateMessage(id, v) => {
+            db.update("Messages", &json!({"message_id": id}), &json!({"interest_value": v, "should_reply": *v > 0.9}))
+                .await?;
+        }
+        Call::RewriteMessageId(old, new) => {
+            db.update("Messages", &json!({"message_id": old}), &json!({"message_id": new})).await?;
+        }
+        Call::StreamActivity(c, t) => {
+            db.update("ChatStreams", &json!({"stream_id": c}), &json!({"last_active_time": t})).await?;
+        }
+        Call::InsertUsage(u) => drop(db.create("LLMUsage", u).await?),
+        Call::InsertAction(a) => drop(db.create("ActionRecords", a).await?),
+        Call::IncrementImage(h) => {
+            db.increment("Images", &json!({"emoji_hash": h}), "count", &json!(1)).await?;
+        }
+    }
+    Ok(())
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_default().to_owned()
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_default()
+}
+
+async fn baseline_call(conn: &DatabaseConnection, call: &Call) -> Result<(), botdb::sea_orm::DbErr> {
+    match call {
+        Call::ReadStream(c) => {
+            drop(chat_streams::Entity::find().filter(chat_streams::Column::StreamId.eq(c)).one(conn).await?)
+        }
+        Call::ReadPerson(p) => {
+            drop(person_info::Entity::find().filter(person_info::Column::PersonId.eq(p)).one(conn).await?)
+        }
+        Call::ReadRelationship(u) => {
+            drop(user_relationships::Entity::find().filter(user_relationships::Column::UserId.eq(u)).one(conn).await?)
+        }
+        Call::ReadExpression(c) => {
+            drop(expression::Entity::find().filter(expression::Column::ChatId.eq(c)).all(conn).await?)
+        }
+        Call::RecentHistory(c, t) => drop(
+            messages::Entity::find()
+                .filter(messages::Column::ChatId.eq(c))
+                .filter(messages::Column::Time.lt(*t))
+                .order_by_desc(messages::Column::Time)
+                .limit(8)
+                .all(conn)
+                .await?,
+        ),
+        Call::ActionsByChat(c, since) => drop(
+            action_records::Entity::find()
+                .filter(action_records::Column::ChatId.eq(c))
+                .filter(action_records::Column::Time.gte(*since))
+                .order_by_desc(action_records::Column::Time)
+                .all(conn)
+                .await?,
+        ),
+        Call::ActionById(a) => {
+            drop(action_records::Entity::find().filter(action_records::Column::ActionId.eq(a)).one(conn).await?)
+        }
+        Call::ImageByHash(h) => drop(images::Entity::find().filter(images::Column::EmojiHash.eq(h)).one(conn).await?),
+        Call::ImageById(i) => drop(images::Entity::find().filter(images::Column::ImageId.eq(i)).one(conn).await?),
+        Call::StatsScan(since) => {
+            drop(llm_usage::Entity::find().order_by_asc(llm_usage::Column::Id).limit(2000).all(conn).await?);
+            drop(
+                messages::Entity::find()
+                    .filter(messages::Column::Time.gte(*since))
+                    .order_by_asc(messages::Column::Id)
+                    .limit(2000)
+                    .all(conn)
+                    .await?,
+            );
+        }
+        Call::InsertMessage(m) => {
+            let am = messages::ActiveModel {
+                message_id: Set(s(m, "message_id")),
+                time: Set(f(m, "time")),
+                chat_id: Set(s(m, "chat_id")),
+                chat_info_stream_id: Set(s(m, "chat_info_stream_id")),
+                chat_info_platform: Set(s(m, "chat_info_platform")),
+                chat_info_user_platform: Set(s(m, "chat_info_user_platform")),
+                chat_info_user_id: Set(s(m, "chat_info_user_id")),
+                chat_info_user_nickname: Set(s(m, "chat_info_user_nickname")),
+                chat_info_create_time: Set(f(m, "chat_info_create_time")),
+                chat_info_last_active_time: Set(f(m, "chat_info_last_active_time")),
+                user_platform: Set(Some(s(m, "user_platform"))),
+                user_id: Set(Some(s(m, "user_id"))),
+                user_nickname: Set(Some(s(m, "user_nickname"))),
+                processed_plain_text: Set(Some(s(m, "processed_plain_text"))),
+                display_message: Set(Some(s(m, "display_message"))),
+                key_words: Set(Some(s(m, "key_words"))),
+                priority_mode: Set(Some(s(m, "priority_mode"))),
+                memorized_times: Set(0),
+                is_emoji: Set(false),
+                is_picid: Set(false),
+                is_command: Set(false),
+                is_notify: Set(false),
+                is_public_notice: Set(false),
+                should_reply: Set(Some(false)),
+                should_act: Set(Some(false)),
+                ..Default::default()
+            };
+            am.insert(conn).await?;
+        }
+        Call::UpdateMessage(id, v) => {
+            messages::Entity::update_many()
+                .col_expr(messages::Column::InterestValue, Expr::value(*v))
+                .col_expr(messages::Column::ShouldReply, Expr::value(*v > 0.9))
+                .filter(messages::Column::MessageId.eq(id))
+                .exec(conn)
+                .await?;
+        }
+        Call::RewriteMessageId(old, new) => {
+            messages::Entity::update_many()
+                .col_expr(messages::Column::MessageId, Expr::value(new.clone()))
+                .filter(messages::Column::MessageId.eq(old))
+                .exec(conn)
+                .await?;
+        }
+        Call::StreamActivity(c, t) => {
+            chat_streams::Entity::update_many()
+                .col_expr(chat_streams::Column::LastActiveTime, Expr::value(*t))
+                .filter(chat_streams::Column::StreamId.eq(c))
+                .exec(conn)
+                .await?;
+        }
+        Call::InsertUsage(u) => {
+            let am = llm_usage::ActiveModel {
+                model_name: Set(s(u, "model_name")),
+                model_assign_name: Set(s(u, "model_assign_name")),
+                model_api_provider: Set(s(u, "model_api_provider")),
+                user_id: Set(s(u, "user_id")),
+                request_type: Set(s(u, "request_type")),
+                endpoint: Set(s(u, "endpoint")),
+                prompt_tokens: Set(1200),
+                completion_tokens: Set(80),
+                total_tokens: Set(1280),
+                cost: Set(f(u, "cost")),
+                time_cost: Set(Some(f(u, "time_cost"))),
+                status: Set(s(u, "status")),
+                timestamp: Set(botdb::utils::time::now_local()),
+                ..Default::default()
+            };
+            am.insert(conn).await?;
+        }
+        Call::InsertAction(a) => {
+            let am = action_records::ActiveModel {
+                action_id: Set(s(a, "action_id")),
+                time: Set(f(a, "time")),
+                action_name: Set(s(a, "action_name")),
+                action_data: Set(s(a, "action_data")),
+                action_done: Set(true),
+                action_build_into_prompt: Set(false),
+                action_prompt_display: Set(String::new()),
+                chat_id: Set(s(a, "chat_id")),
+                chat_info_stream_id: Set(s(a, "chat_info_stream_id")),
+                chat_info_platform: Set(s(a, "chat_info_platform")),
+                ..Default::default()
+            };
+            am.insert(conn).await?;
+        }
+        Call::IncrementImage(h) => {
+            images::Entity::update_many()
+                .col_expr(images::Column::Count, Expr::col(images::Column::Count).add(1))
+                .filter(images::Column::EmojiHash.eq(h))
+                .exec(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
