@@ -98,6 +98,9 @@ pub struct DatabaseSettings {
     pub retry_base_delay_ms: u64,
     /// Largest retry delay in ms. Default: 500.
     pub retry_max_delay_ms: u64,
+    /// Statements and public operations slower than this many ms are logged (kind, model, duration; never
+    /// row contents); 0 turns the log off. Default: 200.
+    pub slow_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -114,6 +117,7 @@ impl Default for DatabaseSettings {
             retry_attempts: 5,
             retry_base_delay_ms: 10,
             retry_max_delay_ms: 500,
+            slow_ms: 200,
         }
     }
 }

@@ -61,7 +61,7 @@ pub use entities;
 pub use sea_orm;
 
 pub use api::compat::{self, ActionInfo, Compat, MODEL_MAPPING};
-pub use api::db::{CheckReport, Db, TableStats};
+pub use api::db::{CheckReport, Db, Health, TableStats};
 pub use api::named::{QueryOutput, QueryRequest, QueryType};
 pub use api::typed::Where;
 pub use config::{DatabaseSettings, DatabaseUrl, Settings, Synchronous};

@@ -46,6 +46,23 @@ pub struct TableStats {
     pub bytes: Option<u64>,
 }
 
+/// The result of [`Db::health`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// `ok` (everything up), `degraded` (the database is up, Redis is not) or `down` (the database is not).
+    pub status: &'static str,
+    /// `up` or `down`: a trivial query answered within 2 s.
+    pub database: &'static str,
+    /// How long that query took, in ms.
+    pub database_ms: f64,
+    /// `up`, `degraded` (breaker open or not yet synchronised: reads skip it) or `absent`.
+    pub redis: &'static str,
+    /// Writes queued or running in the batch scheduler.
+    pub queued_writes: usize,
+    /// How long ago the last batch committed, in ms (none before the first).
+    pub last_flush_age_ms: Option<f64>,
+}
+
 /// The result of [`Db::check`].
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
@@ -174,8 +191,10 @@ impl Db {
                 b.wait_for(m, stripe).await;
             }
         }
-        let load = self.loader();
-        self.inner.cache.read(sel, &load).await
+        let (load, started) = (self.loader(), std::time::Instant::now());
+        let rows = self.inner.cache.read(sel, &load).await;
+        self.slow("read", sel.model.name, started);
+        rows
     }
 
     /// The engine (connections and transactions) under this handle.
@@ -233,6 +252,35 @@ impl Db {
     /// [`Error::Migration`].
     pub async fn migrate_status(&self) -> Result<Vec<MigrationState>> {
         migrate::status(self.engine().writer()).await
+    }
+
+    /// Which parts are up: the database, Redis, the write queue.
+    pub async fn health(&self) -> Health {
+        let started = std::time::Instant::now();
+        let ping = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            self.engine().reader().execute_unprepared("SELECT 1"),
+        )
+        .await;
+        let database = if matches!(ping, Ok(Ok(_))) { "up" } else { "down" };
+        let redis = self.cache().redis_state();
+        let (queued_writes, last_flush_age_ms) = match &self.inner.batch {
+            Some(b) => (b.stats().queued.iter().sum(), b.last_flush_age().map(|d| d.as_secs_f64() * 1e3)),
+            None => (0, None),
+        };
+        let status = match (database, redis) {
+            ("down", _) => "down",
+            (_, "degraded") => "degraded",
+            _ => "ok",
+        };
+        Health {
+            status,
+            database,
+            database_ms: started.elapsed().as_secs_f64() * 1e3,
+            redis,
+            queued_writes,
+            last_flush_age_ms,
+        }
     }
 
     /// Integrity check, pending migrations and missing tables.

@@ -132,6 +132,7 @@ impl Db {
     /// let n = db.query("Messages", &req).await?;
     /// # Ok(()) }
     /// ```
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "query"))]
     pub async fn query(&self, model: &str, req: &QueryRequest) -> Result<QueryOutput> {
         let m = registry::model(model)?;
         match req.query_type {
@@ -162,6 +163,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "find"))]
     pub async fn find(&self, model: &str, filters: &Value, order_by: &[&str], limit: Option<u64>) -> Result<Rows> {
         let m = registry::model(model)?;
         let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
@@ -180,6 +182,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "create"))]
     pub async fn create(&self, model: &str, data: &Value) -> Result<Row> {
         let m = registry::model(model)?;
         self.insert_row(NewRow::parse(m, data)?).await
@@ -189,6 +192,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "update"))]
     pub async fn update(&self, model: &str, filters: &Value, data: &Value) -> Result<u64> {
         let m = registry::model(model)?;
         let filter = Filter::parse(m, filters)?;
@@ -199,6 +203,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "delete"))]
     pub async fn delete(&self, model: &str, filters: &Value) -> Result<u64> {
         let m = registry::model(model)?;
         self.delete_rows(m, Filter::parse(m, filters)?).await
@@ -208,6 +213,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "count"))]
     pub async fn count(&self, model: &str, filters: &Value) -> Result<u64> {
         let m = registry::model(model)?;
         exec::count(self.engine().reader(), m, &Filter::parse(m, filters)?).await
@@ -219,6 +225,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::query`]; [`Error::InvalidRequest`] for a `null` key value.
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "save"))]
     pub async fn save(&self, model: &str, data: &Value, key: Option<(&str, &Value)>) -> Result<Row> {
         let m = registry::model(model)?;
         let Some((field, value)) = key else {
@@ -274,6 +281,22 @@ impl Db {
 
     /// Runs a write through the scheduler (awaiting its commit), or directly when there is none.
     async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome> {
+        let (model, started) = (op.model().name, std::time::Instant::now());
+        let out = self.write_op_inner(op).await;
+        self.slow("write", model, started);
+        out
+    }
+
+    /// Logs an operation slower than `database.slow_ms` (model, op, duration; never row contents).
+    pub(crate) fn slow(&self, op: &'static str, model: &'static str, started: std::time::Instant) {
+        let limit = self.settings().database.slow_ms;
+        let took = started.elapsed();
+        if limit > 0 && took.as_millis() as u64 >= limit {
+            tracing::warn!(model, op, duration_ms = took.as_millis() as u64, "slow operation");
+        }
+    }
+
+    async fn write_op_inner(&self, op: WriteOp) -> Result<WriteOutcome> {
         if let Some(b) = self.batch() {
             let priority = default_priority(op.model());
             return b.submit(op, priority).await?.await;
@@ -347,6 +370,7 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::update`]; [`Error::InvalidValue`] for a non-numeric field or delta.
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "increment"))]
     pub async fn increment(&self, model: &str, filters: &Value, field: &str, delta: &Value) -> Result<u64> {
         let m = registry::model(model)?;
         let filter = Filter::parse(m, filters)?;

@@ -35,6 +35,39 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
 }
 
+/// Records every statement's duration (`botdb_query_duration_seconds{op, backend}`) and logs statements
+/// slower than `slow_ms` by kind, never with their parameters (rows carry chat contents).
+fn observe(conn: &mut DatabaseConnection, backend: DbBackend, slow_ms: u64) {
+    let backend_label: &'static str = match backend {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "mysql",
+    };
+    conn.set_metric_callback(move |info| {
+        let sql = info.statement.sql.trim_start();
+        let op: &'static str = match sql.get(..6).map(str::to_ascii_uppercase).as_deref() {
+            Some("SELECT") => "select",
+            Some("INSERT") => "insert",
+            Some("UPDATE") => "update",
+            Some("DELETE") => "delete",
+            _ => "other",
+        };
+        metrics::histogram!("botdb_query_duration_seconds", "op" => op, "backend" => backend_label)
+            .record(info.elapsed.as_secs_f64());
+        if info.failed {
+            metrics::counter!("botdb_query_errors_total", "op" => op, "backend" => backend_label).increment(1);
+        }
+        if slow_ms > 0 && info.elapsed.as_millis() as u64 >= slow_ms {
+            tracing::warn!(
+                op,
+                backend = backend_label,
+                duration_ms = info.elapsed.as_millis() as u64,
+                "slow statement"
+            );
+        }
+    });
+}
+
 impl Engine {
     /// Connects as `settings` say. For SQLite the database file's folder is created first.
     ///
@@ -60,7 +93,8 @@ impl Engine {
         };
         let retry = settings.retry_policy();
         if backend != DbBackend::Sqlite {
-            let conn = Database::connect(Self::options(settings, settings.pool_size)).await.map_err(connect_err)?;
+            let mut conn = Database::connect(Self::options(settings, settings.pool_size)).await.map_err(connect_err)?;
+            observe(&mut conn, backend, settings.slow_ms);
             return Ok(Engine { backend, reader: conn.clone(), writer: conn, retry });
         }
         match sqlite_path(url) {
@@ -71,15 +105,18 @@ impl Engine {
                     })?;
                 }
                 // The writer first: it creates the file and switches it to WAL before readers open it.
-                let writer = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
-                let reader = Database::connect(Self::options(settings, settings.read_pool_size.max(1)))
+                let mut writer = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
+                let mut reader = Database::connect(Self::options(settings, settings.read_pool_size.max(1)))
                     .await
                     .map_err(connect_err)?;
+                observe(&mut writer, backend, settings.slow_ms);
+                observe(&mut reader, backend, settings.slow_ms);
                 Ok(Engine { backend, reader, writer, retry })
             }
             // An in-memory database exists once per connection: one connection serves everything.
             None => {
-                let conn = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
+                let mut conn = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
+                observe(&mut conn, backend, settings.slow_ms);
                 Ok(Engine { backend, reader: conn.clone(), writer: conn, retry })
             }
         }

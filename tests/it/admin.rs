@@ -77,6 +77,8 @@ fn admin_commands() {
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(0));
     ok_json(&url, &["migrate", "down"]);
     assert_eq!(admin(&url, &["check"]).status.code(), Some(2));
+    let health = ok_json(&url, &["health"]);
+    assert_eq!((health["status"].clone(), health["database"].clone()), (json!("ok"), json!("up")));
     let cache = ok_json(&url, &["cache", "stats"]);
     assert_eq!(cache["redis"], json!("absent"));
     assert_eq!(cache["processes"], json!([]));

@@ -13,5 +13,6 @@ mod crud;
 mod differential;
 mod errors;
 mod models;
+mod observability;
 mod schema;
 mod typed;

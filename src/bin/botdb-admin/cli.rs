@@ -101,6 +101,8 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Which parts are up (database, Redis, write queue). Exit 2 when the database is down.
+    Health,
     /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
     Check,
     /// Rows (and on SQLite, bytes) per table.

@@ -113,6 +113,14 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Stats => print(&db.stats().await?)?,
+        Command::Health => {
+            let h = db.health().await;
+            print(&h)?;
+            if h.status == "down" {
+                eprintln!("error: the database is down");
+                return Ok(ExitCode::from(2));
+            }
+        }
         Command::Cache { action: CacheAction::Stats } => {
             let processes = db.cache().published_stats().await;
             print(

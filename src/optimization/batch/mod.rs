@@ -117,6 +117,7 @@ struct Shared {
     done: Notify,
     controller: Mutex<Controller>,
     stats: Counters,
+    last_flush: Mutex<Option<std::time::Instant>>,
 }
 
 /// The scheduler of one database. Cheap to clone (an `Arc` inside).
@@ -197,6 +198,7 @@ impl BatchWriter {
                 Duration::from_micros((settings.max_linger_ms * 1000.0) as u64),
             )),
             stats: Counters::default(),
+            last_flush: Mutex::new(None),
         });
         let tasks = (0..writers).map(|_| tokio::spawn(writer_loop(shared.clone()))).collect();
         BatchWriter { shared, tasks: Arc::new(Mutex::new(tasks)) }
@@ -286,6 +288,11 @@ impl BatchWriter {
         s.count.close();
         s.bytes.close();
         s.done.notify_waiters();
+    }
+
+    /// How long ago the last batch finished, if any did.
+    pub fn last_flush_age(&self) -> Option<Duration> {
+        lock(&self.shared.last_flush).map(|t| t.elapsed())
     }
 
     /// Statistics now.
@@ -416,6 +423,7 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
         }
     }
     lock(&s.controller).observe(elapsed, n, s.queue.len());
+    *lock(&s.last_flush) = Some(std::time::Instant::now());
     s.done.notify_waiters();
 }
 

@@ -1,0 +1,48 @@
+//! Metrics and health: a local recorder sees the key metric names of a read, a write and a flush.
+
+use std::collections::HashSet;
+
+use botdb::{Db, Settings};
+use metrics_util::debugging::DebuggingRecorder;
+use serde_json::json;
+
+#[test]
+fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let dir = tempfile::tempdir().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut s = Settings::for_url(format!("sqlite://{}/m.sqlite?mode=rwc", dir.path().display()));
+            s.database.sqlite_synchronous = botdb::Synchronous::Normal;
+            let db = Db::open(s).await.unwrap();
+            db.create("PersonInfo", &json!({"person_id": "p", "platform": "qq", "user_id": "1"})).await.unwrap();
+            db.find_one("PersonInfo", &json!({"person_id": "p"}), &[]).await.unwrap();
+            db.find_one("PersonInfo", &json!({"person_id": "p"}), &[]).await.unwrap();
+            db.flush().await;
+            let h = db.health().await;
+            assert_eq!((h.status, h.database, h.redis), ("ok", "up", "absent"));
+            assert!(h.last_flush_age_ms.is_some());
+            db.cache_stats();
+            db.shutdown().await;
+        });
+    });
+    let names: HashSet<String> =
+        snapshotter.snapshot().into_vec().into_iter().map(|(k, ..)| k.key().name().to_owned()).collect();
+    for name in [
+        "botdb_cache_requests_total",
+        "botdb_cache_hits_total",
+        "botdb_cache_loads_total",
+        "botdb_cache_entries",
+        "botdb_batch_queue_depth",
+        "botdb_batch_rows",
+        "botdb_batch_flush_seconds",
+        "botdb_batch_linger_seconds",
+        "botdb_rows_committed_total",
+        "botdb_query_duration_seconds",
+    ] {
+        assert!(names.contains(name), "{name} missing from {names:?}");
+    }
+    assert!(names.iter().all(|n| n.starts_with("botdb_")), "{names:?}");
+}
