@@ -6,6 +6,9 @@
 //!
 //! `cargo bench --bench cache`  (with Redis: `BOTDB_BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench cache`)
 
+// Futures of the instrumented API nest deeply.
+#![recursion_limit = "256"]
+
 use std::hint::black_box;
 use std::time::Instant;
 

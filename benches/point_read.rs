@@ -3,6 +3,9 @@
 //!
 //! `cargo bench --bench point_read`
 
+// Futures of the instrumented API nest deeply.
+#![recursion_limit = "256"]
+
 use std::hint::black_box;
 
 use botdb::entities::person_info;

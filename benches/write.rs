@@ -6,6 +6,9 @@
 //!
 //! `cargo bench --bench write`
 
+// Futures of the instrumented API nest deeply.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
