@@ -322,3 +322,66 @@ pub enum UpdateSet<'a> {
     /// `column = column + delta`.
     Increment(usize, &'a crate::core::value::Cell),
 }
+
+/// Several updates that each set the same columns on the rows whose `key` column equals their own value, in
+/// one statement: `UPDATE … SET c = CASE WHEN key = k THEN v … ELSE c END WHERE key IN (…) RETURNING key[,
+/// partition]` (SQLite, PostgreSQL). Later items win where keys repeat, as if run in order. Returns the rows
+/// matched per item and the partition values touched (`None`: more than `max`).
+///
+/// # Errors
+/// [`Error::Constraint`] or [`Error::Database`].
+pub async fn update_grouped<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    key: usize,
+    items: &[(&crate::core::value::Cell, &Changes)],
+    partition: Option<usize>,
+    max: usize,
+) -> Result<(Vec<u64>, Option<Vec<Value>>)> {
+    let backend = conn.get_database_backend();
+    let Some((_, first)) = items.first() else { return Ok((vec![], Some(vec![]))) };
+    let kc = model.col(key);
+    let mut q = Query::update();
+    q.table(Alias::new(model.table));
+    for (idx, _) in &first.sets {
+        let c = model.col(*idx);
+        let mut case: Option<sea_orm::sea_query::CaseStatement> = None;
+        for (k, changes) in items.iter().rev() {
+            let v = changes.sets.iter().find(|(i, _)| i == idx).map(|(_, v)| v.to_sql(c.kind, backend));
+            let Some(v) = v else { continue };
+            let cond = Expr::col(Alias::new(kc.name)).eq(k.to_sql(kc.kind, backend));
+            case = Some(match case {
+                None => Expr::case(cond, v),
+                Some(cs) => cs.case(cond, v),
+            });
+        }
+        if let Some(cs) = case {
+            q.value(Alias::new(c.name), cs.finally(Expr::col(Alias::new(c.name))));
+        }
+    }
+    let keys: Vec<_> = items.iter().map(|(k, _)| k.to_sql(kc.kind, backend)).collect();
+    q.and_where(Expr::col(Alias::new(kc.name)).is_in(keys)).returning_col(Alias::new(kc.name));
+    if let Some(p) = partition {
+        q.returning_col(Alias::new(model.col(p).name));
+    }
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
+    let mut per_key: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut parts: Vec<Value> = Vec::new();
+    let mut overflow = false;
+    for r in &rows {
+        let k = crate::core::value::decode(r, 0, kc, backend)?;
+        *per_key.entry(k.to_string()).or_default() += 1;
+        if let Some(p) = partition {
+            let v = crate::core::value::decode(r, 1, model.col(p), backend)?;
+            if !parts.contains(&v) {
+                if parts.len() == max {
+                    overflow = true;
+                } else {
+                    parts.push(v);
+                }
+            }
+        }
+    }
+    let counts = items.iter().map(|(k, _)| per_key.get(&k.to_json().to_string()).copied().unwrap_or(0)).collect();
+    Ok((counts, (!overflow).then_some(parts)))
+}

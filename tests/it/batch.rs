@@ -2,7 +2,7 @@
 //! with 10,000 queued writes, read-your-writes, another process holding the SQLite write lock, and SIGKILL.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,84 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, backend_tests};
 
-backend_tests!(a_poisoned_row_fails_alone, inserts_at_and_above_the_bind_limit, a_thousand_concurrent_writers);
+backend_tests!(
+    a_poisoned_row_fails_alone,
+    inserts_at_and_above_the_bind_limit,
+    a_thousand_concurrent_writers,
+    grouped_updates_keep_order_and_isolate_failures
+);
+
+async fn grouped_updates_keep_order_and_isolate_failures(t: &TestDb) {
+    let db = &t.db;
+    for i in 0..10 {
+        db.create("Messages", &msg(&format!("g{i}"), &format!("c{}", i % 3), i as f64)).await.unwrap();
+    }
+    db.create("Messages", &msg("g0", "c9", 100.0)).await.unwrap(); // a second row with key g0
+    let m = registry::model("Messages").unwrap();
+    let update = |id: &str, v: f64| WriteOp::Update {
+        filter: botdb::core::filter::Filter::parse(m, &json!({"message_id": id})).unwrap(),
+        changes: botdb::core::data::Changes::parse(m, &json!({"interest_value": v})).unwrap(),
+    };
+    // Submitted together: one batch, one grouped statement where the backend allows it.
+    let mut tickets = vec![];
+    for (id, v) in [("g0", 1.0), ("g1", 2.0), ("g0", 3.0), ("missing", 4.0), ("g5", 5.0)] {
+        tickets.push(db.submit(update(id, v), Priority::Normal).await.unwrap());
+    }
+    let counts: Vec<u64> =
+        futures_util::future::join_all(tickets).await.into_iter().map(|r| r.unwrap().count().unwrap()).collect();
+    assert_eq!(counts, [2, 1, 2, 0, 1], "each update reports the rows its key matched");
+    let v = |id: &'static str| async move {
+        db.find("Messages", &json!({"message_id": id}), &[], None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r["interest_value"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(v("g0").await, [json!(3.0), json!(3.0)], "the later update to a key wins");
+    assert_eq!(v("g1").await, [json!(2.0)]);
+    assert_eq!(v("g5").await, [json!(5.0)]);
+    // The chat window saw the change (the reach came back from the statement).
+    let rows =
+        db.find("Messages", &json!({"chat_id": "c2", "time": {"$lt": 100.0}}), &["-time"], Some(8)).await.unwrap();
+    assert_eq!(rows.iter().find(|r| r["message_id"] == "g5").unwrap()["interest_value"], json!(5.0));
+    // A failing member of a group fails alone.
+    let p = registry::model("PermissionNodes").unwrap();
+    for i in 0..4 {
+        db.create("PermissionNodes", &node(&format!("p{i}"))).await.unwrap();
+    }
+    let rename = |from: &str, to: &str| WriteOp::Update {
+        filter: botdb::core::filter::Filter::parse(p, &json!({"plugin_name": "p", "node_name": from})).unwrap(),
+        changes: botdb::core::data::Changes::parse(p, &json!({"description": to})).unwrap(),
+    };
+    let by_id = |id: i64, name: &str| WriteOp::Update {
+        filter: botdb::core::filter::Filter::parse(p, &json!({"id": id})).unwrap(),
+        changes: botdb::core::data::Changes::parse(p, &json!({"node_name": name})).unwrap(),
+    };
+    let ids: Vec<i64> = db
+        .find("PermissionNodes", &json!({}), &["id"], None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let t1 = db.submit(by_id(ids[0], "q0"), Priority::Normal).await.unwrap();
+    let t2 = db.submit(by_id(ids[1], "p2"), Priority::Normal).await.unwrap(); // duplicate: fails
+    let t3 = db.submit(by_id(ids[3], "q3"), Priority::Normal).await.unwrap();
+    let t4 = db.submit(rename("p2", "renamed"), Priority::Normal).await.unwrap();
+    assert_eq!(t1.await.unwrap().count(), Some(1));
+    assert!(matches!(t2.await, Err(Error::Constraint { .. })));
+    assert_eq!(t3.await.unwrap().count(), Some(1));
+    assert_eq!(t4.await.unwrap().count(), Some(1));
+    let names: HashSet<String> = db
+        .find("PermissionNodes", &json!({}), &[], None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r["node_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["q0", "p1", "p2", "q3"].into_iter().map(String::from).collect());
+}
 
 fn node(name: &str) -> Value {
     json!({"node_name": name, "description": "d", "plugin_name": "p"})
@@ -267,8 +344,8 @@ async fn crash_child() {
                 for n in 0.. {
                     let id = format!("r{round}-{w}-{n}");
                     db.create("Messages", &msg(&id, &format!("c{w}"), n as f64)).await.unwrap();
-                    let mut f = acks.lock().unwrap();
-                    writeln!(f, "{id}").unwrap();
+                    // One write per record, so a kill cannot leave half of it behind a newline.
+                    acks.lock().unwrap().write_all(format!("{id}\n").as_bytes()).unwrap();
                 }
             })
         })
@@ -307,9 +384,10 @@ async fn sigkill_loses_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(10..400))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let file = std::fs::File::open(&ack_path).unwrap();
-        // A line cut by the kill has no newline yet: it was not recorded.
-        let acked: Vec<String> = std::io::BufReader::new(file).lines().map_while(Result::ok).collect();
+        // Only newline-terminated records count: a line cut by the kill was never fully recorded.
+        let text = std::fs::read_to_string(&ack_path).unwrap();
+        let mut acked: Vec<String> = text.split('\n').map(str::to_owned).collect();
+        acked.pop();
         let mut s = Settings::for_url(format!("sqlite://{}?mode=rwc", db_path.display()));
         s.preload.enabled = false;
         let db = Db::open(s).await.unwrap();

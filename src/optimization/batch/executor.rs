@@ -25,16 +25,46 @@ pub type BatchResult = (Vec<Result<WriteOutcome>>, Vec<Touched>);
 
 enum Step {
     Inserts(Vec<usize>),
+    Updates(Vec<usize>),
     One(usize),
+}
+
+/// The shape of an update that can share a statement with others: one equality filter on a key column, a
+/// fixed set of changed columns not including the key. (model, key column, changed columns.)
+fn group_shape(op: &WriteOp) -> Option<(usize, usize, Vec<usize>)> {
+    let WriteOp::Update { filter, changes } = op else { return None };
+    let [c] = filter.conds.as_slice() else { return None };
+    if c.op != crate::core::filter::Op::Eq || changes.sets.iter().any(|(i, _)| *i == c.column) {
+        return None;
+    }
+    Some((model_index(changes.model), c.column, changes.sets.iter().map(|(i, _)| *i).collect()))
 }
 
 /// Groups inserts of a model until another kind of write on that model; inserts never move past a write to
 /// their own model, so every write sees exactly what it would have seen in submission order.
-fn plan(ops: &[WriteOp]) -> Vec<Step> {
+fn plan(ops: &[WriteOp], group_updates: bool) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut open: HashMap<usize, usize> = HashMap::new();
+    // Per model: the open update group's shape and step.
+    let mut open_updates: HashMap<usize, ((usize, usize, Vec<usize>), usize)> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
         let m = model_index(op.model());
+        if group_updates && let Some(shape) = group_shape(op) {
+            open.remove(&m);
+            match open_updates.get(&m) {
+                Some((s, step)) if *s == shape => {
+                    if let Step::Updates(v) = &mut steps[*step] {
+                        v.push(i);
+                    }
+                }
+                _ => {
+                    open_updates.insert(m, (shape, steps.len()));
+                    steps.push(Step::Updates(vec![i]));
+                }
+            }
+            continue;
+        }
+        open_updates.remove(&m);
         match op {
             WriteOp::Insert(r) if r.explicit_id().is_none() => match open.get(&m) {
                 Some(&s) => {
@@ -82,11 +112,62 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
         .write("batch", move |txn| {
             let ops = ops.clone();
             Box::pin(async move {
-                let pg = txn.get_database_backend() == DbBackend::Postgres;
+                let backend = txn.get_database_backend();
+                let pg = backend == DbBackend::Postgres;
                 let mut results: Vec<Option<Result<WriteOutcome>>> = (0..ops.len()).map(|_| None).collect();
                 let mut touched = Vec::new();
-                for step in plan(&ops) {
+                for step in plan(&ops, backend != DbBackend::MySql) {
                     match step {
+                        Step::Updates(idx) if idx.len() > 1 => {
+                            let grouped = if pg {
+                                guarded(txn, async |c| run_updates(c, &ops, &idx).await).await
+                            } else {
+                                run_updates(txn, &ops, &idx).await
+                            };
+                            match grouped {
+                                Ok((counts, t)) => {
+                                    touched.push(t);
+                                    for (&i, n) in idx.iter().zip(counts) {
+                                        results[i] = Some(Ok(WriteOutcome::Count(n)));
+                                    }
+                                }
+                                Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
+                                Err(_) => {
+                                    // Isolate: one statement each.
+                                    for &i in &idx {
+                                        let one = if pg {
+                                            guarded(txn, async |c| run_one(c, &ops[i]).await).await
+                                        } else {
+                                            run_one(txn, &ops[i]).await
+                                        };
+                                        match one {
+                                            Ok((out, t)) => {
+                                                touched.extend(t);
+                                                results[i] = Some(Ok(out));
+                                            }
+                                            Err(e @ Error::Busy { .. }) => return Err(e),
+                                            Err(e) => results[i] = Some(Err(e)),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Step::Updates(idx) => {
+                            let i = idx[0];
+                            let one = if pg {
+                                guarded(txn, async |c| run_one(c, &ops[i]).await).await
+                            } else {
+                                run_one(txn, &ops[i]).await
+                            };
+                            match one {
+                                Ok((out, t)) => {
+                                    touched.extend(t);
+                                    results[i] = Some(Ok(out));
+                                }
+                                Err(e @ Error::Busy { .. }) => return Err(e),
+                                Err(e) => results[i] = Some(Err(e)),
+                            }
+                        }
                         Step::Inserts(mut idx) => {
                             idx.sort_by(|&a, &b| {
                                 let (ka, kb) = (index_key(&ops[a]), index_key(&ops[b]));
@@ -216,6 +297,29 @@ fn reach_from(
         }
     };
     Touched { model, reach }
+}
+
+/// A group of same-shaped updates in one statement (see [`group_shape`]).
+async fn run_updates<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<(Vec<u64>, Touched)> {
+    let WriteOp::Update { filter, changes } = &ops[idx[0]] else {
+        return Err(Error::InvalidRequest("not an update".into()));
+    };
+    let model = changes.model;
+    let key = filter.conds[0].column;
+    let items: Vec<_> = idx
+        .iter()
+        .filter_map(|&i| match &ops[i] {
+            WriteOp::Update { filter, changes } => Some((&filter.conds[0].values[0], changes)),
+            _ => None,
+        })
+        .collect();
+    let p = partition_column(model);
+    let (counts, parts) = exec::update_grouped(c, model, key, &items, p, 64).await?;
+    let reach = match (p, parts) {
+        (Some(_), Some(vs)) => Reach::Partitions(vs),
+        _ => Reach::Everything,
+    };
+    Ok((counts, Touched { model, reach }))
 }
 
 /// One non-grouped write.
