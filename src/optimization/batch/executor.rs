@@ -29,9 +29,12 @@ enum Step {
     One(usize),
 }
 
+/// (model, key column, changed columns) of a groupable update.
+type Shape = (usize, usize, Vec<usize>);
+
 /// The shape of an update that can share a statement with others: one equality filter on a key column, a
-/// fixed set of changed columns not including the key. (model, key column, changed columns.)
-fn group_shape(op: &WriteOp) -> Option<(usize, usize, Vec<usize>)> {
+/// fixed set of changed columns not including the key.
+fn group_shape(op: &WriteOp) -> Option<Shape> {
     let WriteOp::Update { filter, changes } = op else { return None };
     let [c] = filter.conds.as_slice() else { return None };
     if c.op != crate::core::filter::Op::Eq || changes.sets.iter().any(|(i, _)| *i == c.column) {
@@ -46,7 +49,7 @@ fn plan(ops: &[WriteOp], group_updates: bool) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut open: HashMap<usize, usize> = HashMap::new();
     // Per model: the open update group's shape and step.
-    let mut open_updates: HashMap<usize, ((usize, usize, Vec<usize>), usize)> = HashMap::new();
+    let mut open_updates: HashMap<usize, (Shape, usize)> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
         let m = model_index(op.model());
         if group_updates && let Some(shape) = group_shape(op) {
