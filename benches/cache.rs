@@ -70,7 +70,7 @@ fn open(rt: &tokio::runtime::Runtime, dir: &tempfile::TempDir, redis_only: Optio
     if let Some(url) = redis_only {
         s.cache.redis.url = Some(botdb::DatabaseUrl::new(url));
         s.cache.redis.key_prefix = format!("botdb-bench-{}", std::process::id());
-        s.cache.l1_max_entries = 0;
+        s.cache.l1_max_bytes = 0;
         s.cache.l2_max_bytes = 0;
     }
     rt.block_on(Db::open(s)).unwrap()

@@ -188,11 +188,12 @@ impl Default for RedisSettings {
 pub struct CacheSettings {
     /// Cache reads at all. Default: true.
     pub enabled: bool,
-    /// L1 (small, hot) capacity in entries. Default: 10000.
-    pub l1_max_entries: u64,
+    /// L1 (small, hot) capacity in bytes of cached rows (estimated, like L2). Default: 8388608 (8 MiB).
+    pub l1_max_bytes: u64,
     /// L1 time to live in ms. Default: 30000.
     pub l1_ttl_ms: u64,
-    /// L2 capacity in bytes of cached rows (estimated); the memory bound. Default: 67108864 (64 MiB).
+    /// L2 capacity in bytes of cached rows (estimated: keys, values and map overhead); the cache's memory
+    /// bound with `l1_max_bytes`. Default: 33554432 (32 MiB).
     pub l2_max_bytes: u64,
     /// L2 time to live in ms. Default: 300000.
     pub l2_ttl_ms: u64,
@@ -211,9 +212,9 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            l1_max_entries: 10_000,
+            l1_max_bytes: 8 << 20,
             l1_ttl_ms: 30_000,
-            l2_max_bytes: 64 << 20,
+            l2_max_bytes: 32 << 20,
             l2_ttl_ms: 300_000,
             negative_ttl_ms: 5_000,
             window_rows: 64,

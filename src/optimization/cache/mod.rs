@@ -132,7 +132,8 @@ impl Cache {
             }
         };
         let l1 = moka::future::Cache::builder()
-            .max_capacity(settings.l1_max_entries)
+            .max_capacity(settings.l1_max_bytes)
+            .weigher(|_k: &u128, v: &Entry| v.bytes)
             .expire_after(TtlExpiry { cap: Duration::from_millis(settings.l1_ttl_ms) })
             .eviction_listener(listener(counters.clone()))
             .build();
