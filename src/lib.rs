@@ -23,19 +23,38 @@
 //! | the filter language (`$gt $gte $lt $lte $ne $in $nin`, `null`) | `src/core/filter.rs` |
 //! | SQL building and execution (select, count, insert, update, delete) | `src/core/exec.rs` |
 //! | migrations (the `migration` crate builds the schema) | `src/core/migrate.rs` |
-//! | the `Db` handle, health of the schema (`check`, `stats`) | `src/api/db.rs` |
-//! | the name-based CRUD (`query`, `save`, `get`, …) | `src/api/named.rs` |
+//! | the cache: L1/L2 (moka), lookup, single-flight, coherence on commit | `src/optimization/cache/mod.rs` |
+//! | generation counters (how invalidation stays exact and O(1)) | `src/optimization/cache/generations.rs` |
+//! | partitions, read scope, write reach, recent-history windows | `src/optimization/cache/policy.rs` |
+//! | the Redis tier: breaker, timeouts, shared counters, encoding | `src/optimization/cache/redis.rs` |
+//! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
+//! | cache statistics and metrics | `src/optimization/cache/stats.rs` |
+//! | the preloader | `src/optimization/preload.rs` |
+//! | the batch scheduler: tickets, bounds, writer tasks, read-your-writes | `src/optimization/batch/mod.rs` |
+//! | priorities and the aging queue | `src/optimization/batch/queue.rs` |
+//! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
+//! | one batch in one transaction: grouping, chunking, isolation | `src/optimization/batch/executor.rs` |
+//! | the writes a ticket can carry | `src/optimization/batch/ops.rs` |
+//! | the `Db` handle, health, `check`, `stats` | `src/api/db.rs` |
+//! | the name-based CRUD (`query`, `save`, `get`, `increment`, …) | `src/api/named.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
 //! | the compatibility facade | `src/api/compat.rs` |
+//! | the maintenance binary | `src/bin/botdb-admin/` |
+//! | the load harness (workload, baseline, report) | `src/bin/botdb-loadtest/` |
 //!
-//! The `optimization` layer (cache, batch writer, preloader) comes in later; today reads go to the reader
-//! pool and every write is its own committed transaction.
-//!
+//! A read: the api validates it into a canonical [`core::exec::Select`]; it waits for queued writes to the same
+//! partition (read-your-writes); the cache answers from L1, L2 or Redis, or loads it once from a reader
+//! connection however many callers miss together. A write: validated first, then queued with a priority; the
+//! caller holds a [`optimization::batch::Ticket`]; one writer collects a batch, runs it in one transaction,
+//! bumps the cache generations of what it touched, and only then resolves the tickets.
+
 //! ## The acknowledgement contract
 //!
-//! `Ok` from a write means the transaction holding it committed. With SQLite `synchronous = FULL` (the
-//! default) it survives a crash and a power loss. A validation error means nothing was written. Errors are
-//! typed ([`Error`]) and say what to fix.
+//! `Ok` from a write (or from awaiting its ticket) means the transaction holding it committed; with SQLite
+//! `synchronous = FULL` (the default) it survives a crash and a power loss. A validation error means nothing
+//! was written. `Overloaded`, `ShuttingDown` and `Busy` mean not accepted or not committed; `Indeterminate`
+//! means COMMIT was cut off and the outcome is unknown. A dropped ticket does not cancel its write. Errors
+//! are typed ([`Error`]) and say what to fix.
 //!
 //! ## Quick start
 //!

@@ -4,7 +4,7 @@
 //! (`executor.rs`), invalidate the cache, then resolve the tickets. Queues are bounded by count and bytes: a
 //! full queue makes `submit` wait a bounded time, then fail with [`Error::Overloaded`]. Nothing is dropped.
 //!
-//! Read-your-writes: [`BatchWriter::wait_model`] returns once every write to a model submitted before the call
+//! Read-your-writes: [`BatchWriter::wait_for`] returns once every write to a partition (or model) submitted before the call
 //! has resolved, hurrying the writer; reads call it first.
 
 pub mod controller;
