@@ -29,6 +29,21 @@ impl DatabaseUrl {
         &self.0
     }
 
+    /// The same server with another database name (the last path segment), query string kept.
+    pub fn with_database(&self, name: &str) -> DatabaseUrl {
+        let url = self.0.as_str();
+        let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[scheme_end..].find('/') {
+            Some(i) => &base[..scheme_end + i],
+            None => base,
+        };
+        DatabaseUrl(match query {
+            Some(q) => format!("{root}/{name}?{q}"),
+            None => format!("{root}/{name}"),
+        })
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         let s = &self.0;
@@ -347,6 +362,9 @@ mod tests {
         assert_eq!(format!("{u:?}"), "\"postgres://bot:***@db:5432/bot\"");
         assert_eq!(u.to_string(), "postgres://bot:***@db:5432/bot");
         assert_eq!(DatabaseUrl::new("sqlite://data/x.sqlite").redacted(), "sqlite://data/x.sqlite");
+        let server = DatabaseUrl::new("postgres://u@h:5432/test?sslmode=disable");
+        assert_eq!(server.with_database("other").expose(), "postgres://u@h:5432/other?sslmode=disable");
+        assert_eq!(DatabaseUrl::new("mysql://root@h:3306").with_database("x").expose(), "mysql://root@h:3306/x");
     }
 
     #[test]

@@ -31,6 +31,28 @@ struct Inner {
     settings: Settings,
     cache: Cache,
     batch: Option<BatchWriter>,
+    /// Samples the pool gauges every second.
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.sampler.abort();
+    }
+}
+
+/// Publishes `botdb_pool_connections{pool, state}` every second while the engine lives.
+fn sample_pools(engine: Engine) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            for (pool, in_use, idle) in engine.pool_usage() {
+                metrics::gauge!("botdb_pool_connections", "pool" => pool, "state" => "in_use").set(f64::from(in_use));
+                metrics::gauge!("botdb_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
+            }
+        }
+    })
 }
 
 /// Rows and (SQLite) size of one table.
@@ -96,7 +118,8 @@ impl Db {
         let cache = Cache::new(&settings.cache)?;
         tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = cache.redis_state(), "botdb opened");
         let batch = settings.batch.enabled.then(|| BatchWriter::start(engine.clone(), cache.clone(), &settings.batch));
-        let db = Db { inner: Arc::new(Inner { engine, settings, cache, batch }), direct: false };
+        let sampler = sample_pools(engine.clone());
+        let db = Db { inner: Arc::new(Inner { engine, settings, cache, batch, sampler }), direct: false };
         if db.settings().preload.enabled && db.settings().database.run_migrations {
             match db.preload(None).await {
                 Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
@@ -219,6 +242,7 @@ impl Db {
             b.shutdown(std::time::Duration::from_millis(self.settings().batch.shutdown_timeout_ms)).await;
         }
         self.inner.cache.shutdown();
+        self.inner.sampler.abort();
         self.inner.engine.close().await;
     }
 

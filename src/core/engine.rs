@@ -189,6 +189,34 @@ impl Engine {
         .await
     }
 
+    /// Connections per pool now: (pool, in use, idle), for the `botdb_pool_connections` gauges.
+    pub fn pool_usage(&self) -> Vec<(&'static str, u32, u32)> {
+        let usage = |c: &DatabaseConnection| -> (u32, u32) {
+            let (size, idle) = match self.backend {
+                DbBackend::Sqlite => {
+                    let p = c.get_sqlite_connection_pool();
+                    (p.size(), p.num_idle() as u32)
+                }
+                DbBackend::Postgres => {
+                    let p = c.get_postgres_connection_pool();
+                    (p.size(), p.num_idle() as u32)
+                }
+                _ => {
+                    let p = c.get_mysql_connection_pool();
+                    (p.size(), p.num_idle() as u32)
+                }
+            };
+            (size.saturating_sub(idle), idle)
+        };
+        let (ru, ri) = usage(&self.reader);
+        if self.backend == DbBackend::Sqlite {
+            let (wu, wi) = usage(&self.writer);
+            vec![("reader", ru, ri), ("writer", wu, wi)]
+        } else {
+            vec![("shared", ru, ri)]
+        }
+    }
+
     /// Closes every pool.
     pub async fn close(&self) {
         for conn in [&self.reader, &self.writer] {

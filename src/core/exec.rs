@@ -42,6 +42,11 @@ impl Select {
         Ok(Select { model, filter, order, limit: limit.filter(|&l| l > 0) })
     }
 
+    /// The SQL statement and its bind parameters for `backend`.
+    pub fn build(&self, backend: DbBackend) -> sea_orm::Statement {
+        backend.build(&self.statement(backend))
+    }
+
     fn statement(&self, backend: DbBackend) -> SelectStatement {
         let m = self.model;
         let mut q = Query::select();

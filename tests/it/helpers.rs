@@ -36,20 +36,6 @@ fn unique_name() -> String {
     format!("botdb_t_{}_{:08x}", std::process::id(), fastrand::u32(..))
 }
 
-/// Replaces the database name (the last path segment) of a server URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
-}
-
 /// Settings for a fresh database of `backend`, or `None` when that backend is not under test.
 pub async fn fresh_settings(
     backend: Backend,
@@ -72,7 +58,7 @@ pub async fn fresh_settings(
             let admin = Database::connect(&server).await.expect("connect to the test server");
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
             admin.close().await.ok();
-            let s = Settings::for_url(with_database(&server, &name));
+            let s = Settings::for_url(botdb::DatabaseUrl::new(server.as_str()).with_database(&name).expose());
             Some((s, Some((server, name)), None))
         }
     }

@@ -41,6 +41,7 @@ fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
         "botdb_batch_linger_seconds",
         "botdb_rows_committed_total",
         "botdb_query_duration_seconds",
+        "botdb_pool_connections",
     ] {
         assert!(names.contains(name), "{name} missing from {names:?}");
     }

@@ -32,30 +32,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .init();
+    // Logs to stderr; RUST_LOG filters; BOTDB_LOG_JSON=1 switches to one JSON object per line.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if std::env::var("BOTDB_LOG_JSON").is_ok_and(|v| v == "1" || v == "true") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match run(args).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Replaces the database name of a server URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
     }
 }
 
@@ -89,7 +79,7 @@ async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Ve
                 let db_name = format!("botdb_loadtest_{name}");
                 admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {db_name}")).await?;
                 admin.execute_unprepared(&format!("CREATE DATABASE {db_name}")).await?;
-                let url = with_database(server, &db_name);
+                let url = DatabaseUrl::new(server.as_str()).with_database(&db_name).expose().to_owned();
                 let mut s = Settings::load(None)?;
                 s.database.url = DatabaseUrl::new(url.clone());
                 s.preload.enabled = false;

@@ -135,40 +135,12 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                     }
                                 }
                                 Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
+                                // Isolate the failing update(s): one statement each.
                                 Err(_) => {
-                                    // Isolate: one statement each.
                                     for &i in &idx {
-                                        let one = if pg {
-                                            guarded(txn, async |c| run_one(c, &ops[i]).await).await
-                                        } else {
-                                            run_one(txn, &ops[i]).await
-                                        };
-                                        match one {
-                                            Ok((out, t)) => {
-                                                touched.extend(t);
-                                                results[i] = Some(Ok(out));
-                                            }
-                                            Err(e @ Error::Busy { .. }) => return Err(e),
-                                            Err(e) => results[i] = Some(Err(e)),
-                                        }
+                                        isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
                                     }
                                 }
-                            }
-                        }
-                        Step::Updates(idx) => {
-                            let i = idx[0];
-                            let one = if pg {
-                                guarded(txn, async |c| run_one(c, &ops[i]).await).await
-                            } else {
-                                run_one(txn, &ops[i]).await
-                            };
-                            match one {
-                                Ok((out, t)) => {
-                                    touched.extend(t);
-                                    results[i] = Some(Ok(out));
-                                }
-                                Err(e @ Error::Busy { .. }) => return Err(e),
-                                Err(e) => results[i] = Some(Err(e)),
                             }
                         }
                         Step::Inserts(mut idx) => {
@@ -193,51 +165,18 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                     }
                                 }
                                 Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
+                                // Isolate the failing row(s): one statement each.
                                 Err(_) => {
-                                    // Isolate the failing row(s): one statement each.
-                                    for (&i, row) in idx.iter().zip(&rows) {
-                                        let one = if pg {
-                                            guarded(txn, async |c| exec::insert(c, row).await).await
-                                        } else {
-                                            exec::insert(txn, row).await
-                                        };
-                                        match one {
-                                            Ok(r) => {
-                                                touched.push(inserted(row.model, &r));
-                                                results[i] = Some(Ok(WriteOutcome::Row(r)));
-                                            }
-                                            Err(e @ Error::Busy { .. }) => return Err(e),
-                                            Err(e) => results[i] = Some(Err(e)),
-                                        }
+                                    for &i in &idx {
+                                        isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
                                     }
                                 }
                             }
                         }
-                        Step::One(i) => {
-                            let run = async || {
-                                if pg {
-                                    guarded(txn, async |c| run_one(c, &ops[i]).await).await
-                                } else {
-                                    run_one(txn, &ops[i]).await
-                                }
-                            };
-                            let mut one = run().await;
-                            // A concurrent insert of the same unique key (another process): now it is an update.
-                            if matches!(
-                                (&one, &ops[i]),
-                                (Err(Error::Constraint { .. }), WriteOp::Save { unique: true, .. })
-                            ) {
-                                one = run().await;
-                            }
-                            match one {
-                                Ok((out, t)) => {
-                                    touched.extend(t);
-                                    results[i] = Some(Ok(out));
-                                }
-                                Err(e @ Error::Busy { .. }) => return Err(e),
-                                Err(e) => results[i] = Some(Err(e)),
-                            }
+                        Step::Updates(idx) => {
+                            isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
                         }
+                        Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
                     }
                 }
                 let results = results
@@ -250,6 +189,35 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
             })
         })
         .await
+}
+
+/// Runs one write alone (in a savepoint on PostgreSQL) and records its result in `slot`. Only a busy error
+/// is returned: it aborts the attempt so the engine retries the whole batch.
+async fn isolated(
+    txn: &sea_orm::DatabaseTransaction,
+    pg: bool,
+    op: &WriteOp,
+    slot: &mut Option<Result<WriteOutcome>>,
+    touched: &mut Vec<Touched>,
+) -> Result<()> {
+    let run = async || if pg { guarded(txn, async |c| run_one(c, op).await).await } else { run_one(txn, op).await };
+    let mut one = run().await;
+    // A concurrent insert of the same unique key (another process): now it is an update.
+    if matches!((&one, op), (Err(Error::Constraint { .. }), WriteOp::Save { unique: true, .. })) {
+        one = run().await;
+    }
+    match one {
+        Ok((out, t)) => {
+            touched.extend(t);
+            *slot = Some(Ok(out));
+            Ok(())
+        }
+        Err(e @ Error::Busy { .. }) => Err(e),
+        Err(e) => {
+            *slot = Some(Err(e));
+            Ok(())
+        }
+    }
 }
 
 /// Runs `f` in a savepoint of `txn`, released on success and rolled back on error.
