@@ -296,11 +296,16 @@ pub struct PreloadSettings {
     pub chats: u64,
     /// Loads in flight at once while warming (below live reads). Default: 2.
     pub concurrency: usize,
+    /// Every this many ms, reload the most active chats' entries before they expire (0: never). Default: 20000
+    /// (below L1's 30 s TTL).
+    pub refresh_ms: u64,
+    /// Warm a chat in the background the first time a message is written to it (per 10 minutes). Default: true.
+    pub on_activity: bool,
 }
 
 impl Default for PreloadSettings {
     fn default() -> Self {
-        Self { enabled: true, chats: 20, concurrency: 2 }
+        Self { enabled: true, chats: 20, concurrency: 2, refresh_ms: 20_000, on_activity: true }
     }
 }
 

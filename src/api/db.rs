@@ -33,11 +33,20 @@ struct Inner {
     batch: Option<BatchWriter>,
     /// Samples the pool gauges every second.
     sampler: tokio::task::JoinHandle<()>,
+    /// Refreshes the most active chats ahead of expiry (when `preload.refresh_ms` > 0).
+    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Chats warmed recently because a message was written to them.
+    warmed: moka::sync::Cache<String, ()>,
+    /// Bounds background warm-ups.
+    warming: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.sampler.abort();
+        if let Some(h) = self.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            h.abort();
+        }
     }
 }
 
@@ -119,7 +128,38 @@ impl Db {
         tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = cache.redis_state(), "botdb opened");
         let batch = settings.batch.enabled.then(|| BatchWriter::start(engine.clone(), cache.clone(), &settings.batch));
         let sampler = sample_pools(engine.clone());
-        let db = Db { inner: Arc::new(Inner { engine, settings, cache, batch, sampler }), direct: false };
+        let warming = Arc::new(tokio::sync::Semaphore::new(settings.preload.concurrency.max(1)));
+        let warmed =
+            moka::sync::Cache::builder().max_capacity(10_000).time_to_live(std::time::Duration::from_secs(600)).build();
+        let inner = Inner { engine, settings, cache, batch, sampler, refresher: Default::default(), warmed, warming };
+        let db = Db { inner: Arc::new(inner), direct: false };
+        let every = db.settings().preload.refresh_ms;
+        if db.settings().preload.enabled && every > 0 {
+            let weak = Arc::downgrade(&db.inner);
+            let handle = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let db = Db { inner, direct: false };
+                    let (load, s) = (db.loader(), db.settings());
+                    let r = preload::warm(
+                        db.cache(),
+                        db.engine().reader(),
+                        &s.preload,
+                        s.cache.window_rows,
+                        None,
+                        &load,
+                        true,
+                    );
+                    if let Err(e) = r.await {
+                        tracing::debug!(error = %e, "cache refresh failed");
+                    }
+                }
+            });
+            *db.inner.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        }
         if db.settings().preload.enabled && db.settings().database.run_migrations {
             match db.preload(None).await {
                 Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
@@ -188,7 +228,26 @@ impl Db {
     pub async fn preload(&self, chats: Option<Vec<String>>) -> Result<PreloadReport> {
         let load = self.loader();
         let s = self.settings();
-        preload::warm(&self.inner.cache, self.engine().reader(), &s.preload, s.cache.window_rows, chats, &load).await
+        preload::warm(&self.inner.cache, self.engine().reader(), &s.preload, s.cache.window_rows, chats, &load, false)
+            .await
+    }
+
+    /// Warms `chat` in the background the first time a message is written to it (per 10 minutes), when
+    /// `preload.on_activity` is on and a warm-up slot is free; never delays the caller.
+    pub(crate) fn chat_activity(&self, chat: &str) {
+        let s = self.settings();
+        if !s.preload.enabled || !s.preload.on_activity || self.inner.warmed.contains_key(chat) {
+            return;
+        }
+        let Ok(permit) = self.inner.warming.clone().try_acquire_owned() else { return };
+        self.inner.warmed.insert(chat.to_owned(), ());
+        let (db, chat) = (self.clone(), chat.to_owned());
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = db.preload(Some(vec![chat])).await {
+                tracing::debug!(error = %e, "warming an active chat failed");
+            }
+        });
     }
 
     /// The cache's way to the database: a select on the reader pool.
@@ -243,6 +302,9 @@ impl Db {
         }
         self.inner.cache.shutdown();
         self.inner.sampler.abort();
+        if let Some(h) = self.inner.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            h.abort();
+        }
         self.inner.engine.close().await;
     }
 

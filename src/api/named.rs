@@ -352,8 +352,16 @@ impl Db {
     }
 
     pub(crate) async fn insert_row(&self, row: NewRow) -> Result<Row> {
+        let model = row.model.name;
         match self.write_op(WriteOp::Insert(row)).await? {
-            WriteOutcome::Row(r) => Ok(r),
+            WriteOutcome::Row(r) => {
+                if model == "Messages"
+                    && let Some(chat) = r.get("chat_id").and_then(Value::as_str)
+                {
+                    self.chat_activity(chat);
+                }
+                Ok(r)
+            }
             WriteOutcome::Count(_) => Err(Error::InvalidRequest("insert answered a count".into())),
         }
     }

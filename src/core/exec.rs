@@ -84,6 +84,23 @@ pub async fn select<C: ConnectionTrait>(conn: &C, sel: &Select) -> Result<Vec<Ro
     rows.iter().map(|r| decode_row(sel.model, r, backend)).collect()
 }
 
+/// [`select`] as a locking read on PostgreSQL and MySQL (`FOR UPDATE`): it sees the latest committed rows
+/// even inside a REPEATABLE READ snapshot (MySQL's default) and holds them until the transaction ends. On
+/// SQLite, whose single writer already excludes other writers, a plain select.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn select_for_update<C: ConnectionTrait>(conn: &C, sel: &Select) -> Result<Vec<Row>> {
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        return select(conn, sel).await;
+    }
+    let mut q = sel.statement(backend);
+    q.lock_exclusive();
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("select", sel.model.name, e))?;
+    rows.iter().map(|r| decode_row(sel.model, r, backend)).collect()
+}
+
 /// The distinct values of column `col` among rows matching `filter`, or `None` when there are more than
 /// `max` (used to learn which partitions a write touches).
 ///

@@ -39,7 +39,9 @@ pub async fn active_chats(conn: &DatabaseConnection, limit: u64) -> Result<Vec<S
     rows.iter().map(|r| r.try_get_by_index::<String>(0).map_err(|e| Error::from_db("preload", "Messages", e))).collect()
 }
 
-/// Warms the chats given (or, with `None`, the most recently active ones).
+/// Warms the chats given (or, with `None`, the most recently active ones): each chat's recent-history window
+/// and stream, then the people and relationships of those who spoke in the window. With `refresh`, entries
+/// are reloaded even when cached (refresh ahead of expiry).
 ///
 /// # Errors
 /// [`Error::Database`] when the active chats cannot be listed; a failed warm read is logged and skipped.
@@ -50,6 +52,7 @@ pub async fn warm(
     window_rows: u64,
     chats: Option<Vec<String>>,
     load: Loader<'_>,
+    refresh: bool,
 ) -> Result<PreloadReport> {
     let chats = match chats {
         Some(c) => c,
@@ -62,13 +65,58 @@ pub async fn warm(
         selects.push(Select::parse(messages, &json!({ "chat_id": chat }), &["-time".into()], Some(window_rows))?);
         selects.push(Select::parse(streams, &json!({ "stream_id": chat }), &[], Some(1))?);
     }
-    let reads = selects.len();
+    let mut reads = run(cache, settings, selects.clone(), load, refresh).await;
+    // The speakers of those windows: their person (by person_id, the hot key) and relationship (by user_id).
+    let mut users: Vec<String> = Vec::new();
+    for sel in selects.iter().filter(|s| s.model.name == "Messages") {
+        if let Ok(rows) = cache.read(sel, load).await {
+            for r in rows.iter() {
+                if let Some(u) = r.get("user_id").and_then(serde_json::Value::as_str)
+                    && !users.iter().any(|x| x == u)
+                {
+                    users.push(u.to_owned());
+                }
+            }
+        }
+    }
+    if !users.is_empty() {
+        let people = registry::model("PersonInfo")?;
+        let rels = registry::model("UserRelationships")?;
+        let known = crate::core::exec::select(
+            conn,
+            &Select::parse(people, &json!({ "user_id": { "$in": users } }), &[], None)?,
+        )
+        .await?;
+        let mut more = Vec::with_capacity(known.len() + users.len());
+        for p in &known {
+            if let Some(id) = p.get("person_id") {
+                more.push(Select::parse(people, &json!({ "person_id": id }), &[], Some(1))?);
+            }
+        }
+        for u in &users {
+            more.push(Select::parse(rels, &json!({ "user_id": u }), &[], Some(1))?);
+        }
+        reads += run(cache, settings, more, load, refresh).await;
+    }
+    Ok(PreloadReport { chats: chats.len(), reads })
+}
+
+/// Issues `selects` with bounded concurrency (below live reads, which are not bounded); returns how many.
+async fn run(
+    cache: &Cache,
+    settings: &PreloadSettings,
+    selects: Vec<Select>,
+    load: Loader<'_>,
+    refresh: bool,
+) -> usize {
+    let n = selects.len();
     futures_util::stream::iter(selects)
         .for_each_concurrent(settings.concurrency.max(1), |sel| async move {
-            if let Err(e) = cache.read(&sel, load).await {
+            let r = if refresh { cache.refresh(&sel, load).await } else { cache.read(&sel, load).await.map(drop) };
+            if let Err(e) = r {
                 tracing::warn!(model = sel.model.name, error = %e, "preload read failed");
             }
         })
         .await;
-    Ok(PreloadReport { chats: chats.len(), reads })
+    n
 }

@@ -158,7 +158,7 @@ async fn concurrent_saves_keep_one_row(t: &TestDb) {
         }));
     }
     for task in tasks {
-        task.await.unwrap().unwrap();
+        task.await.unwrap().unwrap_or_else(|e| panic!("save failed: {e}"));
     }
     assert_eq!(t.db.count("PersonInfo", &json!({"person_id": "p1"})).await.unwrap(), 1);
 }

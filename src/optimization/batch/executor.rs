@@ -329,7 +329,7 @@ async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcom
         }
         WriteOp::Save { model, key, changes, new_row, .. } => {
             let sel = Select { model, filter: key.clone(), order: vec![(0, false)], limit: Some(1) };
-            if let Some(mut row) = exec::select(c, &sel).await?.into_iter().next() {
+            if let Some(mut row) = exec::select_for_update(c, &sel).await?.into_iter().next() {
                 let mut touched = vec![inserted(model, &row)];
                 if let Some(changes) = changes {
                     let id = row.get("id").cloned().unwrap_or(Value::Null);

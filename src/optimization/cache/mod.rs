@@ -275,6 +275,29 @@ impl Cache {
         Ok((entry.rows, source))
     }
 
+    /// Reloads `sel` from the database and installs it, whether or not it is cached (refresh ahead of expiry:
+    /// the entry's TTL starts again). Installed under the generations read before the load, so a write that
+    /// commits meanwhile still wins.
+    ///
+    /// # Errors
+    /// The loader's errors.
+    pub async fn refresh(&self, sel: &Select, load: Loader<'_>) -> Result<()> {
+        if !self.caches(sel.model) {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let midx = model_index(sel.model);
+        let scope = read_scope(sel);
+        let all = inner.gens.get(midx, Field::All);
+        let scope_gen = (scope, inner.gens.get(midx, scope));
+        let key = hash128(sel, all, scope_gen);
+        inner.stats.load();
+        let entry = Entry::new(to_rows(load(sel.clone()).await?), inner.policy[midx].1, inner.negative);
+        inner.l2.insert(key, entry.clone()).await;
+        inner.l1.insert(key, entry).await;
+        Ok(())
+    }
+
     /// Makes every entry a committed write may have changed unreachable, here and (with Redis) in every
     /// process. Call after COMMIT returns and before acknowledging.
     pub async fn committed(&self, touched: &[Touched]) {
