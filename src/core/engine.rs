@@ -138,8 +138,13 @@ impl Engine {
             Synchronous::Off => SqliteSynchronous::Off,
         };
         let busy = Duration::from_millis(settings.busy_timeout_ms);
+        let checkpoint = settings.sqlite_wal_autocheckpoint.to_string();
         opt.map_sqlx_sqlite_opts(move |o| {
-            o.journal_mode(SqliteJournalMode::Wal).synchronous(sync).busy_timeout(busy).create_if_missing(true)
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sync)
+                .busy_timeout(busy)
+                .create_if_missing(true)
+                .pragma("wal_autocheckpoint", checkpoint.clone())
         });
         opt
     }

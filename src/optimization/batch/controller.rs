@@ -48,6 +48,11 @@ impl Controller {
         self.linger
     }
 
+    /// The lower bound of linger: the grace given to writes that queued during a flush.
+    pub fn min_linger(&self) -> Duration {
+        self.min_linger
+    }
+
     /// Learns from one flush: its commit latency, its size, and the queue depth left behind.
     pub fn observe(&mut self, commit: Duration, batch_rows: usize, backlog: usize) {
         self.commit_ewma = if self.commit_ewma.is_zero() { commit } else { (self.commit_ewma * 4 + commit) / 5 };

@@ -134,13 +134,14 @@ impl std::fmt::Debug for BatchWriter {
 }
 
 /// Waits until a batch is due and takes it: the target reached, the oldest write lingered long enough, a
-/// reader waiting (urgent), the queue closed, or writes that queued while the writer was busy until
-/// `busy_until` (group commit: they already waited one flush, so no linger is added). Returns empty only when
-/// closed and drained.
+/// reader waiting (urgent), the queue closed, or — for writes that queued while the writer was busy until
+/// `busy_until` — a short `grace` after that flush (group commit: they already waited one flush, and the
+/// grace lets the writers it just answered join them instead of forming the next half-batch). Returns empty
+/// only when closed and drained.
 pub async fn collect<T>(
     queue: &Queue<T>,
     (target, max): (usize, usize),
-    linger: Duration,
+    (linger, grace): (Duration, Duration),
     busy_until: Instant,
     closed: &AtomicBool,
     urgent: &AtomicBool,
@@ -157,7 +158,7 @@ pub async fn collect<T>(
             continue;
         }
         let oldest = queue.oldest().unwrap_or_else(Instant::now);
-        let due = if oldest <= busy_until { oldest } else { oldest + linger };
+        let due = if oldest <= busy_until { (busy_until + grace).min(oldest + linger) } else { oldest + linger };
         let now = Instant::now();
         if len >= target || now >= due || is_closed || urgent.swap(false, Ordering::AcqRel) {
             return queue.take(max, now);
@@ -342,11 +343,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn writer_loop(s: Arc<Shared>) {
     let mut busy_until = Instant::now();
     loop {
-        let (target, max, linger) = {
+        let (target, max, linger, grace) = {
             let c = lock(&s.controller);
-            (c.target(), c.max_batch(), c.linger())
+            (c.target(), c.max_batch(), c.linger(), c.min_linger())
         };
-        let batch = collect(&s.queue, (target, max), linger, busy_until, &s.closed, &s.urgent).await;
+        let batch = collect(&s.queue, (target, max), (linger, grace), busy_until, &s.closed, &s.urgent).await;
         if batch.is_empty() {
             return;
         }
@@ -443,9 +444,15 @@ mod tests {
             push(&q, i);
         }
         let t0 = Instant::now();
-        let b =
-            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
-                .await;
+        let b = collect(
+            &q,
+            (8, 100),
+            (Duration::from_secs(1), Duration::ZERO),
+            Instant::now() - Duration::from_secs(10),
+            &closed,
+            &urgent,
+        )
+        .await;
         assert_eq!(b.len(), 8);
         assert_eq!(t0.elapsed(), Duration::ZERO, "the target was reached: no linger");
     }
@@ -456,9 +463,15 @@ mod tests {
             (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
         push(&q, 1);
         let t0 = Instant::now();
-        let b =
-            collect(&q, (8, 100), Duration::from_millis(5), Instant::now() - Duration::from_secs(10), &closed, &urgent)
-                .await;
+        let b = collect(
+            &q,
+            (8, 100),
+            (Duration::from_millis(5), Duration::ZERO),
+            Instant::now() - Duration::from_secs(10),
+            &closed,
+            &urgent,
+        )
+        .await;
         assert_eq!(b.len(), 1);
         assert_eq!(t0.elapsed(), Duration::from_millis(5));
     }
@@ -470,30 +483,45 @@ mod tests {
         push(&q, 1);
         let t0 = Instant::now();
         assert_eq!(
-            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
-                .await
-                .len(),
+            collect(
+                &q,
+                (8, 100),
+                (Duration::from_secs(1), Duration::ZERO),
+                Instant::now() - Duration::from_secs(10),
+                &closed,
+                &urgent
+            )
+            .await
+            .len(),
             1
         );
         assert_eq!(t0.elapsed(), Duration::ZERO);
         closed.store(true, Ordering::Release);
         assert!(
-            collect(&q, (8, 100), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
-                .await
-                .is_empty()
+            collect(
+                &q,
+                (8, 100),
+                (Duration::from_secs(1), Duration::ZERO),
+                Instant::now() - Duration::from_secs(10),
+                &closed,
+                &urgent
+            )
+            .await
+            .is_empty()
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn writes_that_queued_during_a_flush_do_not_linger_again() {
+    async fn writes_that_queued_during_a_flush_wait_only_the_grace() {
         let (q, closed, urgent) =
             (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
         push(&q, 1);
         tokio::time::advance(Duration::from_millis(3)).await;
         let flush_ended = Instant::now();
         let t0 = Instant::now();
-        assert_eq!(collect(&q, (8, 100), Duration::from_secs(1), flush_ended, &closed, &urgent).await.len(), 1);
-        assert_eq!(t0.elapsed(), Duration::ZERO);
+        let lingers = (Duration::from_secs(1), Duration::from_millis(2));
+        assert_eq!(collect(&q, (8, 100), lingers, flush_ended, &closed, &urgent).await.len(), 1);
+        assert_eq!(t0.elapsed(), Duration::from_millis(2), "the grace, not the whole linger");
     }
 
     #[tokio::test(start_paused = true)]
@@ -504,9 +532,16 @@ mod tests {
             push(&q, i);
         }
         assert_eq!(
-            collect(&q, (8, 20), Duration::from_secs(1), Instant::now() - Duration::from_secs(10), &closed, &urgent)
-                .await
-                .len(),
+            collect(
+                &q,
+                (8, 20),
+                (Duration::from_secs(1), Duration::ZERO),
+                Instant::now() - Duration::from_secs(10),
+                &closed,
+                &urgent
+            )
+            .await
+            .len(),
             20
         );
         assert_eq!(q.len(), 30);
