@@ -113,6 +113,14 @@ fn hash128(sel: &Select, all: u64, scope: (Field, u64)) -> u128 {
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
+/// Where a select lives now: its key under the current generations, and those generations.
+struct CacheKey {
+    key: u128,
+    model: usize,
+    all: u64,
+    scope: (Field, u64),
+}
+
 fn to_rows(rows: Vec<Row>) -> Rows {
     rows.into_iter().map(Arc::new).collect()
 }
@@ -181,6 +189,16 @@ impl Cache {
         Ok(cache)
     }
 
+    /// The key of `sel` under the generations current now (read before any load, so a write that commits
+    /// during the load moves later reads to a new key).
+    fn key_of(&self, sel: &Select) -> CacheKey {
+        let model = model_index(sel.model);
+        let scope = read_scope(sel);
+        let all = self.inner.gens.get(model, Field::All);
+        let scope = (scope, self.inner.gens.get(model, scope));
+        CacheKey { key: hash128(sel, all, scope), model, all, scope }
+    }
+
     /// Whether reads of `model` are cached.
     pub fn caches(&self, model: &ModelDef) -> bool {
         self.inner.policy[model_index(model)].0
@@ -226,11 +244,7 @@ impl Cache {
 
     async fn lookup(&self, sel: &Select, load: Loader<'_>) -> Result<(Rows, Source)> {
         let inner = &self.inner;
-        let midx = model_index(sel.model);
-        let scope = read_scope(sel);
-        let all = inner.gens.get(midx, Field::All);
-        let scope_gen = (scope, inner.gens.get(midx, scope));
-        let key = hash128(sel, all, scope_gen);
+        let CacheKey { key, model: midx, all, scope: scope_gen } = self.key_of(sel);
         if let Some(e) = inner.l1.get(&key).await {
             return Ok((e.rows, Source::L1));
         }
@@ -286,11 +300,7 @@ impl Cache {
             return Ok(());
         }
         let inner = &self.inner;
-        let midx = model_index(sel.model);
-        let scope = read_scope(sel);
-        let all = inner.gens.get(midx, Field::All);
-        let scope_gen = (scope, inner.gens.get(midx, scope));
-        let key = hash128(sel, all, scope_gen);
+        let CacheKey { key, model: midx, .. } = self.key_of(sel);
         inner.stats.load();
         let entry = Entry::new(to_rows(load(sel.clone()).await?), inner.policy[midx].1, inner.negative);
         inner.l2.insert(key, entry.clone()).await;
