@@ -17,6 +17,8 @@ use botdb::sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use botdb::{Db, Settings};
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -25,25 +27,15 @@ const HOT: usize = 1_000;
 const CHATS: usize = 100;
 const PER_CHAT: usize = 200;
 
-fn key(i: usize) -> String {
-    format!("{:032x}", i.wrapping_mul(2_654_435_761))
-}
+use common::person_key as key;
 
 fn chat(i: usize) -> String {
     format!("{:064x}", i.wrapping_mul(40_503))
 }
 
 async fn seed(db: &Db) {
+    common::seed_people(db, PEOPLE).await;
     let w = db.engine().writer();
-    for chunk in (0..PEOPLE).collect::<Vec<_>>().chunks(1000) {
-        let rows: Vec<String> =
-            chunk.iter().map(|&i| format!("('{}', 'qq', '{}', 'nick{i}', 50)", key(i), 100_000 + i)).collect();
-        let sql = format!(
-            "INSERT INTO person_info (person_id, platform, user_id, nickname, attitude) VALUES {}",
-            rows.join(",")
-        );
-        w.execute_unprepared(&sql).await.unwrap();
-    }
     for c in 0..CHATS {
         let rows: Vec<String> = (0..PER_CHAT)
             .map(|i| {

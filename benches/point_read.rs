@@ -11,29 +11,21 @@ use std::hint::black_box;
 use botdb::entities::person_info;
 use botdb::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use botdb::{Db, Settings};
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
 const PEOPLE: usize = 10_000;
 
-fn key(i: usize) -> String {
-    format!("{:032x}", i * 2_654_435_761)
-}
+use common::person_key as key;
 
 fn setup(rt: &tokio::runtime::Runtime) -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings::for_url(format!("sqlite://{}/bench.sqlite?mode=rwc", dir.path().display()));
     let db = rt.block_on(async {
         let db = Db::open(settings).await.unwrap();
-        for chunk in (0..PEOPLE).collect::<Vec<_>>().chunks(1000) {
-            let rows: Vec<String> =
-                chunk.iter().map(|&i| format!("('{}', 'qq', '{}', 'nick{i}', 50)", key(i), 100_000 + i)).collect();
-            let sql = format!(
-                "INSERT INTO person_info (person_id, platform, user_id, nickname, attitude) VALUES {}",
-                rows.join(",")
-            );
-            botdb::sea_orm::ConnectionTrait::execute_unprepared(db.engine().writer(), &sql).await.unwrap();
-        }
+        common::seed_people(&db, PEOPLE).await;
         db
     });
     (db, dir)

@@ -4,6 +4,9 @@
 // The per-message flow future (17 operation kinds over two systems) is deep.
 #![recursion_limit = "256"]
 
+#[path = "../shared/logging.rs"]
+mod logging;
+
 mod cli;
 mod report;
 mod runner;
@@ -32,14 +35,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    // Logs to stderr; RUST_LOG filters; BOTDB_LOG_JSON=1 switches to one JSON object per line.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    if std::env::var("BOTDB_LOG_JSON").is_ok_and(|v| v == "1" || v == "true") {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    logging::init();
     match run(args).await {
         Ok(code) => code,
         Err(e) => {

@@ -432,14 +432,18 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
 mod tests {
     use super::*;
 
+    /// An empty queue, not closed, with a reader waiting or not.
+    fn fresh(urgent: bool) -> (Queue<u32>, AtomicBool, AtomicBool) {
+        (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(urgent))
+    }
+
     fn push(q: &Queue<u32>, i: u32) {
         q.push(Queued { item: i, priority: Priority::Normal, at: Instant::now(), seq: u64::from(i) });
     }
 
     #[tokio::test(start_paused = true)]
     async fn size_trigger_flushes_without_waiting() {
-        let (q, closed, urgent) =
-            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        let (q, closed, urgent) = fresh(false);
         for i in 0..8 {
             push(&q, i);
         }
@@ -459,8 +463,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deadline_trigger_flushes_a_partial_batch_after_linger() {
-        let (q, closed, urgent) =
-            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        let (q, closed, urgent) = fresh(false);
         push(&q, 1);
         let t0 = Instant::now();
         let b = collect(
@@ -478,8 +481,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_waiting_reader_cuts_the_linger_short_and_close_drains() {
-        let (q, closed, urgent) =
-            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(true));
+        let (q, closed, urgent) = fresh(true);
         push(&q, 1);
         let t0 = Instant::now();
         assert_eq!(
@@ -513,8 +515,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn writes_that_queued_during_a_flush_wait_only_the_grace() {
-        let (q, closed, urgent) =
-            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        let (q, closed, urgent) = fresh(false);
         push(&q, 1);
         tokio::time::advance(Duration::from_millis(3)).await;
         let flush_ended = Instant::now();
@@ -526,8 +527,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_never_exceeds_the_maximum() {
-        let (q, closed, urgent) =
-            (Queue::new(Duration::from_millis(100)), AtomicBool::new(false), AtomicBool::new(false));
+        let (q, closed, urgent) = fresh(false);
         for i in 0..50 {
             push(&q, i);
         }
