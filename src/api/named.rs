@@ -342,9 +342,8 @@ impl Db {
             }
             op @ (WriteOp::Save { .. } | WriteOp::Increment { .. }) => {
                 // One write in its own transaction: the scheduler's executor with a batch of one.
-                let (mut results, touched) =
-                    crate::optimization::batch::executor::execute(self.engine(), Arc::new(vec![op])).await?;
-                (results.pop().unwrap_or_else(|| Err(Error::InvalidRequest("empty".into())))?, touched)
+                let mut done = crate::optimization::batch::executor::execute(self.engine(), Arc::new(vec![op])).await?;
+                (done.results.pop().unwrap_or_else(|| Err(Error::InvalidRequest("empty".into())))?, done.touched)
             }
         };
         self.committed(&touched).await;
@@ -399,7 +398,7 @@ impl Db {
 
     /// After COMMIT, before the caller hears `Ok`: invalidate what the write may have changed.
     pub(crate) async fn committed(&self, touched: &[Touched]) {
-        self.cache().committed(touched).await;
+        self.cache().committed(touched, None).await;
     }
 }
 

@@ -145,6 +145,10 @@ impl Engine {
                 .busy_timeout(busy)
                 .create_if_missing(true)
                 .pragma("wal_autocheckpoint", checkpoint.clone())
+                // Statement journals and sorts in memory, not in temporary files created per statement.
+                .pragma("temp_store", "memory")
+                // Multi-row statements come in many sizes; each prepared one is kept (see `exec::insert_many`).
+                .statement_cache_capacity(512)
         });
         opt
     }

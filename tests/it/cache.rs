@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, backend_tests};
 
-backend_tests!(writes_are_seen_by_the_next_read, recent_history_window_sees_every_write);
+backend_tests!(
+    writes_are_seen_by_the_next_read,
+    recent_history_window_sees_every_write,
+    carried_windows_equal_fresh_loads
+);
 
 fn msg(id: &str, chat: &str, time: f64) -> Value {
     json!({"message_id": id, "time": time, "chat_id": chat, "chat_info_stream_id": chat, "chat_info_platform": "qq",
@@ -96,6 +100,61 @@ async fn recent_history_window_sees_every_write(t: &TestDb) {
     assert!(recent(6.0).await.contains(&"a39".to_owned()));
     // Older than the window holds: answered by the database, correctly.
     assert_eq!(recent(1.0).await, ["a0"]);
+}
+
+/// The cached answer of `sel` and what the database holds, compared.
+async fn same_as_database(db: &Db, filter: Value, limit: Option<u64>) {
+    let m = registry::model("Messages").unwrap();
+    let sel = Select::parse(m, &filter, &["-time".to_owned()], limit).unwrap();
+    let fresh = botdb::core::exec::select(db.engine().reader(), &sel).await.unwrap();
+    let cached = db.find("Messages", &filter, &["-time"], limit).await.unwrap();
+    let cached: Vec<Row> = cached.iter().map(|r| (**r).clone()).collect();
+    assert_eq!(cached, fresh, "cached {filter} (limit {limit:?}) differs from the database");
+}
+
+/// Concurrent inserts, grouped updates by message_id and id rewrites share batches; after each round the
+/// chat's window (carried across the commits, not reloaded) equals a fresh load, and so do range reads
+/// without a limit answered from it.
+async fn carried_windows_equal_fresh_loads(t: &TestDb) {
+    let db = &t.db;
+    for i in 0..20 {
+        db.create("Messages", &msg(&format!("w{i}"), "chat-w", i as f64)).await.unwrap();
+    }
+    same_as_database(db, json!({"chat_id": "chat-w"}), Some(64)).await;
+    for round in 0..6 {
+        let base = 20 + round * 10;
+        let mut writes: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
+        for k in 0..10 {
+            let i = base + k;
+            writes.push(Box::pin(async move {
+                db.create("Messages", &msg(&format!("w{i}"), "chat-w", i as f64)).await.unwrap();
+            }));
+            // Existing rows: interest updates (grouped) and a rewrite of an id.
+            let old = format!("w{}", i - 10);
+            writes.push(Box::pin(async move {
+                db.update(
+                    "Messages",
+                    &json!({"message_id": old}),
+                    &json!({"interest_value": i as f64, "should_reply": true}),
+                )
+                .await
+                .unwrap();
+            }));
+        }
+        let from = format!("w{}", base - 15);
+        writes.push(Box::pin(async move {
+            db.update("Messages", &json!({"message_id": from}), &json!({"message_id": format!("echo{round}")}))
+                .await
+                .unwrap();
+        }));
+        futures_util::future::join_all(writes).await;
+        same_as_database(db, json!({"chat_id": "chat-w"}), Some(64)).await;
+        same_as_database(db, json!({"chat_id": "chat-w", "time": {"$lt": base as f64 + 5.0}}), Some(8)).await;
+        same_as_database(db, json!({"chat_id": "chat-w", "time": {"$gte": base as f64 - 12.0}}), None).await;
+    }
+    let s = db.cache_stats();
+    assert!(s.windows_carried > 0, "windows were carried across commits: {s:?}");
+    assert!(s.window_hits > 0, "{s:?}");
 }
 
 fn settings_for(dir: &tempfile::TempDir) -> Settings {

@@ -8,10 +8,12 @@ use serde_json::json;
 
 #[test]
 fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
+    // Global, not thread-local: the batch writer runs on its own thread. No other test installs one.
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
+    recorder.install().expect("no other recorder is installed in this test binary");
     let dir = tempfile::tempdir().unwrap();
-    metrics::with_local_recorder(&recorder, || {
+    {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let mut s = Settings::for_url(format!("sqlite://{}/m.sqlite?mode=rwc", dir.path().display()));
@@ -27,7 +29,7 @@ fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
             db.cache_stats();
             db.shutdown().await;
         });
-    });
+    }
     let names: HashSet<String> =
         snapshotter.snapshot().into_vec().into_iter().map(|(k, ..)| k.key().name().to_owned()).collect();
     for name in [

@@ -13,80 +13,23 @@ use serde_json::Value;
 use crate::core::engine::Engine;
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
-use crate::core::registry::{Kind, model_index};
+use crate::core::registry::Kind;
 use crate::core::value::{Cell, Row};
 use crate::optimization::cache::policy::{Reach, Touched, inserted, partition_column, reach_of};
 use crate::utils::error::{Error, Result};
 
 use super::ops::{WriteOp, WriteOutcome};
+use super::plan::{Step, plan};
 
-/// The results of one committed batch: one per op, and what the batch touched.
-pub type BatchResult = (Vec<Result<WriteOutcome>>, Vec<Touched>);
-
-enum Step {
-    Inserts(Vec<usize>),
-    Updates(Vec<usize>),
-    One(usize),
-}
-
-/// (model, key column, changed columns) of a groupable update.
-type Shape = (usize, usize, Vec<usize>);
-
-/// The shape of an update that can share a statement with others: one equality filter on a key column, a
-/// fixed set of changed columns not including the key.
-fn group_shape(op: &WriteOp) -> Option<Shape> {
-    let WriteOp::Update { filter, changes } = op else { return None };
-    let [c] = filter.conds.as_slice() else { return None };
-    if c.op != crate::core::filter::Op::Eq || changes.sets.iter().any(|(i, _)| *i == c.column) {
-        return None;
-    }
-    Some((model_index(changes.model), c.column, changes.sets.iter().map(|(i, _)| *i).collect()))
-}
-
-/// Groups inserts of a model until another kind of write on that model; inserts never move past a write to
-/// their own model, so every write sees exactly what it would have seen in submission order.
-fn plan(ops: &[WriteOp], group_updates: bool) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let mut open: HashMap<usize, usize> = HashMap::new();
-    // Per model: the open update group's shape and step.
-    let mut open_updates: HashMap<usize, (Shape, usize)> = HashMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        let m = model_index(op.model());
-        if group_updates && let Some(shape) = group_shape(op) {
-            open.remove(&m);
-            match open_updates.get(&m) {
-                Some((s, step)) if *s == shape => {
-                    if let Step::Updates(v) = &mut steps[*step] {
-                        v.push(i);
-                    }
-                }
-                _ => {
-                    open_updates.insert(m, (shape, steps.len()));
-                    steps.push(Step::Updates(vec![i]));
-                }
-            }
-            continue;
-        }
-        open_updates.remove(&m);
-        match op {
-            WriteOp::Insert(r) if r.explicit_id().is_none() => match open.get(&m) {
-                Some(&s) => {
-                    if let Step::Inserts(v) = &mut steps[s] {
-                        v.push(i);
-                    }
-                }
-                None => {
-                    open.insert(m, steps.len());
-                    steps.push(Step::Inserts(vec![i]));
-                }
-            },
-            _ => {
-                open.remove(&m);
-                steps.push(Step::One(i));
-            }
-        }
-    }
-    steps
+/// What one committed batch answers.
+#[derive(Debug)]
+pub struct BatchResult {
+    /// One result per write, in submission order.
+    pub results: Vec<Result<WriteOutcome>>,
+    /// What the batch touched (for cache invalidation).
+    pub touched: Vec<Touched>,
+    /// Writes that ran alone because the grouped statement holding them failed (a poisoned row).
+    pub isolated: usize,
 }
 
 /// The index order of a row: its partition (chat, …), then its time.
@@ -119,14 +62,22 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                 let pg = backend == DbBackend::Postgres;
                 let mut results: Vec<Option<Result<WriteOutcome>>> = (0..ops.len()).map(|_| None).collect();
                 let mut touched = Vec::new();
-                for step in plan(&ops, backend != DbBackend::MySql) {
+                let mut isolated_writes = 0;
+                for step in plan(&ops, backend != DbBackend::MySql, backend == DbBackend::MySql) {
+                    let started = std::time::Instant::now();
+                    let (kind, members) = match &step {
+                        Step::Inserts(v) => ("insert", v.len()),
+                        Step::Updates(v) => ("update", v.len()),
+                        Step::Increments(v) => ("increment", v.len()),
+                        Step::One(_) => ("one", 1),
+                    };
                     match step {
-                        Step::Updates(idx) if idx.len() > 1 => {
-                            let grouped = if pg {
-                                guarded(txn, async |c| run_updates(c, &ops, &idx).await).await
-                            } else {
-                                run_updates(txn, &ops, &idx).await
+                        Step::Updates(idx) | Step::Increments(idx) if idx.len() > 1 => {
+                            let inc = matches!(ops[idx[0]], WriteOp::Increment { .. });
+                            let run = async |c: &sea_orm::DatabaseTransaction| {
+                                if inc { run_increments(c, &ops, &idx).await } else { run_updates(c, &ops, &idx).await }
                             };
+                            let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
                             match grouped {
                                 Ok((counts, t)) => {
                                     touched.push(t);
@@ -135,8 +86,10 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                     }
                                 }
                                 Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
-                                // Isolate the failing update(s): one statement each.
-                                Err(_) => {
+                                // Isolate the failing write(s): one statement each.
+                                Err(e) => {
+                                    tracing::debug!(error = %e, writes = idx.len(), "grouped statement failed; isolating");
+                                    isolated_writes += idx.len();
                                     for &i in &idx {
                                         isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
                                     }
@@ -166,18 +119,21 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                 }
                                 Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
                                 // Isolate the failing row(s): one statement each.
-                                Err(_) => {
+                                Err(e) => {
+                                    tracing::debug!(error = %e, writes = idx.len(), "multi-row insert failed; isolating");
+                                    isolated_writes += idx.len();
                                     for &i in &idx {
                                         isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
                                     }
                                 }
                             }
                         }
-                        Step::Updates(idx) => {
+                        Step::Updates(idx) | Step::Increments(idx) => {
                             isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
                         }
                         Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
                     }
+                    tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
                 let results = results
                     .into_iter()
@@ -185,7 +141,7 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                         r.unwrap_or_else(|| Err(Error::Database { op: "batch", message: "write not planned".into() }))
                     })
                     .collect();
-                Ok((results, touched))
+                Ok(BatchResult { results, touched, isolated: isolated_writes })
             })
         })
         .await
@@ -270,7 +226,39 @@ fn reach_from(
     Touched { model, reach }
 }
 
-/// A group of same-shaped updates in one statement (see [`group_shape`]).
+/// Items per grouped statement: a `CASE` arm per item is evaluated for every matched row, so groups are cut
+/// into statements of at most this many items.
+const GROUP_CHUNK: usize = 128;
+
+/// Pads `items` by repeating the last one up to the next power of two (at most [`GROUP_CHUNK`]), so grouped
+/// statements come in a few sizes whose prepared statements the driver's cache keeps. A repeated arm is
+/// harmless: `CASE` takes the first match and `IN` ignores duplicates.
+fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
+    let target = items.len().next_power_of_two().min(GROUP_CHUNK.max(items.len()));
+    if let Some(last) = items.last().cloned() {
+        items.resize(target, last);
+    }
+    items
+}
+
+/// Merges the partition values of grouped statements (`None`: too many to list).
+fn reach_of_groups(model: &'static crate::core::registry::ModelDef, parts: Vec<Option<Vec<Value>>>) -> Touched {
+    let mut all: Vec<Value> = Vec::new();
+    for p in parts {
+        let (Some(vs), Some(_)) = (p, partition_column(model)) else {
+            return Touched { model, reach: Reach::Everything };
+        };
+        for v in vs {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+        }
+    }
+    Touched { model, reach: if all.len() > 64 { Reach::Everything } else { Reach::Partitions(all) } }
+}
+
+/// A group of same-shaped updates (see [`super::plan::group_shape`]), in statements of at most
+/// [`GROUP_CHUNK`] items; later items win where keys repeat, as if run in order.
 async fn run_updates<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<(Vec<u64>, Touched)> {
     let WriteOp::Update { filter, changes } = &ops[idx[0]] else {
         return Err(Error::InvalidRequest("not an update".into()));
@@ -285,12 +273,74 @@ async fn run_updates<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) 
         })
         .collect();
     let p = partition_column(model);
-    let (counts, parts) = exec::update_grouped(c, model, key, &items, p, 64).await?;
-    let reach = match (p, parts) {
-        (Some(_), Some(vs)) => Reach::Partitions(vs),
-        _ => Reach::Everything,
+    let (mut counts, mut parts) = (Vec::with_capacity(items.len()), Vec::new());
+    // A key's items must share a statement so the latest wins: cut only between keys.
+    for chunk in chunks_by_key(&items, |(k, _)| *k) {
+        let (n, vs) = exec::update_grouped(c, model, key, &padded(chunk.to_vec()), p, 64).await?;
+        counts.extend_from_slice(&n[..chunk.len()]);
+        parts.push(vs);
+    }
+    Ok((counts, reach_of_groups(model, parts)))
+}
+
+/// A group of integer increments of one column by one key column: the deltas of a key summed, one `CASE`
+/// arm per key, in statements of at most [`GROUP_CHUNK`] keys. Each increment answers the rows its key
+/// matched, as it would alone.
+async fn run_increments<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<(Vec<u64>, Touched)> {
+    let WriteOp::Increment { model, filter, column, .. } = &ops[idx[0]] else {
+        return Err(Error::InvalidRequest("not an increment".into()));
     };
-    Ok((counts, Touched { model, reach }))
+    let key = filter.conds[0].column;
+    // (key, summed delta) in first-seen order, and each op's key position.
+    let mut sums: Vec<(&Cell, i64)> = Vec::new();
+    let mut pos = Vec::with_capacity(idx.len());
+    for &i in idx {
+        let WriteOp::Increment { filter, delta: Cell::Int(d), .. } = &ops[i] else {
+            return Err(Error::InvalidRequest("not an integer increment".into()));
+        };
+        let k = &filter.conds[0].values[0];
+        match sums.iter().position(|(x, _)| *x == k) {
+            Some(at) => {
+                let sum =
+                    sums[at].1.checked_add(*d).ok_or_else(|| Error::InvalidRequest("increment overflows".into()))?;
+                sums[at].1 = sum;
+                pos.push(at);
+            }
+            None => {
+                pos.push(sums.len());
+                sums.push((k, *d));
+            }
+        }
+    }
+    let p = partition_column(model);
+    let (mut per_key, mut parts) = (Vec::with_capacity(sums.len()), Vec::new());
+    for chunk in sums.chunks(GROUP_CHUNK) {
+        let (n, vs) = exec::increment_grouped(c, model, key, *column, &padded(chunk.to_vec()), p, 64).await?;
+        per_key.extend_from_slice(&n[..chunk.len()]);
+        parts.push(vs);
+    }
+    Ok((pos.into_iter().map(|at| per_key[at]).collect(), reach_of_groups(model, parts)))
+}
+
+/// Cuts `items` into runs of about [`GROUP_CHUNK`] items (longer when a key repeats later), never
+/// splitting the items of one key across runs.
+fn chunks_by_key<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    let mut last: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    for (i, x) in items.iter().enumerate() {
+        last.insert(key(x), i);
+    }
+    let mut out = Vec::new();
+    let (mut start, mut j, mut end) = (0, 0, GROUP_CHUNK.min(items.len()));
+    while start < items.len() {
+        while j < end {
+            end = end.max(last[&key(&items[j])] + 1);
+            j += 1;
+        }
+        out.push(&items[start..end]);
+        start = end;
+        end = (start + GROUP_CHUNK).min(items.len());
+    }
+    out
 }
 
 /// One non-grouped write.

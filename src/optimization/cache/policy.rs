@@ -71,7 +71,8 @@ impl Touched {
 }
 
 /// A recent-history read that a partition window can answer: equality on the partition column, optional
-/// range conditions on one column `c`, order `-c`, a limit within the window.
+/// range conditions on one column `c`, order `-c`, a limit within the window or none (then answered when the
+/// window provably holds every matching row: the whole partition, or a row below the range's lower bound).
 #[derive(Debug, Clone)]
 pub struct WindowRead {
     /// The window: the partition's latest rows by `-c` (then id), `window_rows` of them.
@@ -80,15 +81,24 @@ pub struct WindowRead {
     column: usize,
     /// Range conditions on it: (op, value as JSON).
     bounds: Vec<(Op, Value)>,
-    /// Rows wanted.
-    limit: usize,
+    /// Rows wanted (`None`: all that match).
+    limit: Option<usize>,
 }
 
 impl WindowRead {
+    /// The window's order column.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
     /// Recognises the shape, or `None`.
     pub fn of(sel: &Select, window_rows: u64) -> Option<WindowRead> {
         let p = partition_column(sel.model)?;
-        let limit = sel.limit.filter(|&l| l <= window_rows)? as usize;
+        let limit = match sel.limit {
+            Some(l) if l <= window_rows => Some(l as usize),
+            Some(_) => return None,
+            None => None,
+        };
         let [(column, true)] = sel.order.as_slice() else { return None };
         let column = *column;
         if column == p {
@@ -117,18 +127,30 @@ impl WindowRead {
     /// Answers from the window's rows, or `None` when the window cannot prove it holds every wanted row.
     pub fn answer(&self, rows: &Rows, window_rows: u64) -> Option<Rows> {
         let name = self.window.model.col(self.column).name;
-        let mut out: Vec<Arc<Row>> = Vec::with_capacity(self.limit);
+        let mut out: Vec<Arc<Row>> = Vec::with_capacity(self.limit.unwrap_or(8));
+        let mut below = false;
         for r in rows.iter() {
-            if out.len() == self.limit {
+            if Some(out.len()) == self.limit {
                 break;
             }
-            if self.bounds.iter().all(|(op, b)| satisfies(r.get(name).unwrap_or(&Value::Null), *op, b)) {
+            let v = r.get(name).unwrap_or(&Value::Null);
+            if self.bounds.iter().all(|(op, b)| satisfies(v, *op, b)) {
                 out.push(r.clone());
+            } else if self.bounds.iter().any(|(op, b)| {
+                matches!(op, Op::Gt | Op::Gte)
+                    && b.is_number()
+                    && (v.is_null() || v.is_number())
+                    && !satisfies(v, *op, b)
+            }) {
+                // Below a numeric lower bound: every later row (smaller, or NULL: NULL sorts last) is too.
+                // (Text order is the database's collation, which byte order need not match.)
+                below = true;
+                break;
             }
         }
         // Rows matching the bounds form one run of the window's order; the window holds all the wanted
-        // ones when it filled the limit or when it is the whole partition.
-        (out.len() == self.limit || (rows.len() as u64) < window_rows).then(|| out.into())
+        // ones when it filled the limit, reached below the range, or is the whole partition.
+        (Some(out.len()) == self.limit || below || (rows.len() as u64) < window_rows).then(|| out.into())
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Counters {
     redis_garbage: AtomicU64,
     evicted_expired: AtomicU64,
     evicted_size: AtomicU64,
+    carried: AtomicU64,
 }
 
 impl Counters {
@@ -75,6 +76,11 @@ impl Counters {
         metrics::counter!("botdb_cache_redis_garbage_total").increment(1);
     }
 
+    pub(super) fn carried(&self) {
+        self.carried.fetch_add(1, Relaxed);
+        metrics::counter!("botdb_cache_windows_carried_total").increment(1);
+    }
+
     pub(super) fn evicted(&self, size: bool) {
         let (c, cause) = if size { (&self.evicted_size, "size") } else { (&self.evicted_expired, "expired") };
         c.fetch_add(1, Relaxed);
@@ -105,6 +111,7 @@ impl Counters {
             redis_garbage: self.redis_garbage.load(Relaxed),
             evicted_expired: self.evicted_expired.load(Relaxed),
             evicted_size: self.evicted_size.load(Relaxed),
+            windows_carried: self.carried.load(Relaxed),
             l1_entries,
             l2_entries,
             l2_bytes,
@@ -139,6 +146,8 @@ pub struct CacheStats {
     pub evicted_expired: u64,
     /// Entries evicted by the size/memory bound.
     pub evicted_size: u64,
+    /// Recent-history windows carried across a commit (edited in place instead of reloaded).
+    pub windows_carried: u64,
     /// Entries in L1.
     pub l1_entries: u64,
     /// Entries in L2.

@@ -1,0 +1,228 @@
+//! Write-through of recent-history windows. A committed insert or keyed update of a chat's messages bumps
+//! the chat's generation (so every cached read of it becomes unreachable), and without more the next
+//! history read would reload the chat's whole window from the database: on a busy chat, every read. Here
+//! the batch writer hands the cache what it wrote ([`WindowEdits`]); before the bump the cache takes the
+//! window entries of the partitions touched, and after the bump it installs them, edited, under the new
+//! generation and drops the superseded entries (whose memory otherwise lingers until evicted).
+//!
+//! Exactness: a window is carried only when its generations moved by exactly this commit's bump (a
+//! concurrent writer or another process's write in between makes it skip: a miss, never a stale entry), only
+//! for numeric order columns (text order depends on the database's collation), and only when every write of
+//! the model in the batch was an insert or an update by one key that changes neither the partition nor the
+//! window's order column. A re-installed window equals what a fresh load would read (tests compare them).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use crate::core::data::Changes;
+use crate::core::exec::Select;
+use crate::core::filter::Filter;
+use crate::core::registry::{Kind, ModelDef, model_index, models};
+use crate::core::value::{Cell, Row, Rows};
+
+use super::generations::Field;
+use super::policy::{Reach, Touched, partition_column};
+use super::{Cache, Entry};
+
+/// One committed write, as a window sees it.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// A row inserted (with its id).
+    Insert(Arc<Row>),
+    /// `changes` applied to the rows whose column `key` equals `value`.
+    Update {
+        /// The key column's name.
+        key: &'static str,
+        /// The key value.
+        value: Value,
+        /// What was set.
+        changes: Changes,
+    },
+}
+
+/// The committed writes of one batch, per model, in submission order; a model is `None` when some write to
+/// it cannot be replayed on a window (its windows are then only invalidated).
+#[derive(Debug, Clone)]
+pub struct WindowEdits(Vec<Option<Vec<Edit>>>);
+
+impl Default for WindowEdits {
+    fn default() -> Self {
+        WindowEdits(models().iter().map(|_| Some(Vec::new())).collect())
+    }
+}
+
+impl WindowEdits {
+    /// Records a committed insert.
+    pub fn insert(&mut self, model: &'static ModelDef, row: Arc<Row>) {
+        if let Some(v) = &mut self.0[model_index(model)] {
+            v.push(Edit::Insert(row));
+        }
+    }
+
+    /// Records a committed update of `filter`: replayable when the filter is one key equality and the
+    /// changes leave the partition column alone (the order column is checked per window).
+    pub fn update(&mut self, filter: &Filter, changes: &Changes) {
+        let m = model_index(changes.model);
+        let p = partition_column(changes.model);
+        let replayable = match filter.conds.as_slice() {
+            [c] if c.op == crate::core::filter::Op::Eq => {
+                (!changes.sets.iter().any(|(i, _)| Some(*i) == p)).then(|| (c.column, c.values[0].clone()))
+            }
+            _ => None,
+        };
+        match (replayable, &mut self.0[m]) {
+            (Some((col, value)), Some(v)) => v.push(Edit::Update {
+                key: changes.model.col(col).name,
+                value: value.to_json(),
+                changes: changes.clone(),
+            }),
+            _ => self.0[m] = None,
+        }
+    }
+
+    /// Records a committed write that cannot be replayed (delete, increment, upsert, …).
+    pub fn opaque(&mut self, model: &'static ModelDef) {
+        self.0[model_index(model)] = None;
+    }
+
+    fn of(&self, model: usize) -> Option<&[Edit]> {
+        self.0[model].as_deref().filter(|v| !v.is_empty())
+    }
+}
+
+/// A window taken before the bump: where it lived and what it held.
+pub(super) struct Carried {
+    sel: Select,
+    model: usize,
+    all: u64,
+    stripe: Field,
+    stripe_gen: u64,
+    old_key: u128,
+    rows: Rows,
+    edits: Vec<Edit>,
+    order: usize,
+}
+
+fn order_value(row: &Row, name: &str) -> Option<f64> {
+    row.get(name).and_then(Value::as_f64)
+}
+
+/// The window order: the order column descending (NULL smallest, so last), then id ascending.
+fn cmp(a: &Row, b: &Row, name: &str) -> std::cmp::Ordering {
+    let (x, y) = (order_value(a, name), order_value(b, name));
+    let by_col = match (x, y) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    };
+    let id = |r: &Row| r.get("id").and_then(Value::as_i64).unwrap_or(0);
+    by_col.then(id(a).cmp(&id(b)))
+}
+
+impl Carried {
+    /// The window after the edits, or `None` when an edit cannot be replayed on it.
+    fn edited(&self, window_rows: usize) -> Option<Rows> {
+        let model = self.sel.model;
+        let p = partition_column(model)?;
+        let (pname, oname) = (model.col(p).name, model.col(self.order).name);
+        let part = self.sel.filter.eq_value(p)?.to_json();
+        let mut rows: Vec<Arc<Row>> = self.rows.to_vec();
+        for e in &self.edits {
+            match e {
+                Edit::Insert(r) if r.get(pname) == Some(&part) => {
+                    if !rows.iter().any(|x| x.get("id") == r.get("id")) {
+                        rows.push(r.clone());
+                    }
+                }
+                Edit::Insert(_) => {}
+                Edit::Update { changes, .. } if changes.sets.iter().any(|(i, _)| *i == self.order) => return None,
+                Edit::Update { key, value, changes } => {
+                    for r in rows.iter_mut().filter(|r| r.get(*key) == Some(value)) {
+                        changes.apply_to(Arc::make_mut(r));
+                    }
+                }
+            }
+        }
+        rows.sort_by(|a, b| cmp(a, b, oname));
+        // A full window holds exactly the latest rows; one that held the whole partition still does.
+        rows.truncate(window_rows);
+        Some(rows.into())
+    }
+}
+
+impl Cache {
+    /// Notes that reads of `model` use windows ordered by column `order` (so commits carry them).
+    pub(super) fn note_window(&self, model: usize, order: usize) {
+        if order < 64 && models()[model].col(order).kind != Kind::Text {
+            self.inner.window_orders[model].fetch_or(1 << order, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes, before the bump, the cached windows of the partitions `touched` names that `edits` can carry.
+    pub(super) async fn take_windows(&self, touched: &[Touched], edits: &WindowEdits) -> Vec<Carried> {
+        let mut out = Vec::new();
+        let inner = &self.inner;
+        for t in touched {
+            let (Reach::Partitions(values), Some(p)) = (&t.reach, partition_column(t.model)) else { continue };
+            let m = model_index(t.model);
+            let Some(es) = edits.of(m) else { continue };
+            let orders = inner.window_orders[m].load(Ordering::Relaxed);
+            for order in (0..64).filter(|o| orders & (1 << o) != 0) {
+                for v in values {
+                    let Ok(cell) = Cell::from_json(t.model, t.model.col(p), v) else { continue };
+                    let sel = Select {
+                        model: t.model,
+                        filter: Filter::all().and_eq(p, cell),
+                        order: vec![(order, true)],
+                        limit: Some(inner.window_rows),
+                    };
+                    let key = self.key_of(&sel);
+                    let entry = match inner.l1.get(&key.key).await {
+                        Some(e) => Some(e),
+                        None => inner.l2.get(&key.key).await,
+                    };
+                    if let Some(e) = entry {
+                        out.push(Carried {
+                            sel,
+                            model: m,
+                            all: key.all,
+                            stripe: key.scope.0,
+                            stripe_gen: key.scope.1,
+                            old_key: key.key,
+                            rows: e.rows,
+                            edits: es.to_vec(),
+                            order,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// After the bump: installs each taken window, edited, under the new generations when they moved by
+    /// exactly this bump, and drops the superseded entry either way.
+    pub(super) async fn install_windows(&self, carried: Vec<Carried>) {
+        let inner = &self.inner;
+        for c in carried {
+            inner.l1.invalidate(&c.old_key).await;
+            inner.l2.invalidate(&c.old_key).await;
+            let (all, stripe_gen) = (inner.gens.get(c.model, Field::All), inner.gens.get(c.model, c.stripe));
+            if all != c.all || stripe_gen != c.stripe_gen + 1 {
+                continue;
+            }
+            let Some(rows) = c.edited(inner.window_rows as usize) else { continue };
+            let key = self.key_of(&c.sel);
+            if key.all != all || key.scope.1 != stripe_gen {
+                continue;
+            }
+            let entry = Entry::new(rows, inner.policy[c.model].1, inner.negative);
+            inner.l2.insert(key.key, entry.clone()).await;
+            inner.l1.insert(key.key, entry).await;
+            inner.stats.carried();
+        }
+    }
+}
