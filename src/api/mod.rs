@@ -3,5 +3,6 @@
 
 pub mod compat;
 pub mod db;
+pub mod deferred;
 pub mod named;
 pub mod typed;

@@ -280,7 +280,7 @@ impl Db {
     }
 
     /// Runs a write through the scheduler (awaiting its commit), or directly when there is none.
-    async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome> {
+    pub(crate) async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome> {
         let (model, started) = (op.model().name, std::time::Instant::now());
         let out = self.write_op_inner(op).await;
         self.slow("write", model, started);
@@ -379,6 +379,12 @@ impl Db {
     /// As [`Db::update`]; [`Error::InvalidValue`] for a non-numeric field or delta.
     #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "increment"))]
     pub async fn increment(&self, model: &str, filters: &Value, field: &str, delta: &Value) -> Result<u64> {
+        let op = self.increment_op(model, filters, field, delta)?;
+        Ok(self.write_op(op).await?.count().unwrap_or(0))
+    }
+
+    /// Validates an increment.
+    pub(crate) fn increment_op(&self, model: &str, filters: &Value, field: &str, delta: &Value) -> Result<WriteOp> {
         let m = registry::model(model)?;
         let filter = Filter::parse(m, filters)?;
         let column = m.column_index(field)?;
@@ -393,7 +399,7 @@ impl Db {
             });
         }
         let delta = Cell::from_json(m, col, delta)?;
-        Ok(self.write_op(WriteOp::Increment { model: m, filter, column, delta }).await?.count().unwrap_or(0))
+        Ok(WriteOp::Increment { model: m, filter, column, delta })
     }
 
     /// After COMMIT, before the caller hears `Ok`: invalidate what the write may have changed.

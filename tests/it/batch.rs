@@ -22,8 +22,56 @@ backend_tests!(
     inserts_at_and_above_the_bind_limit,
     a_thousand_concurrent_writers,
     grouped_updates_keep_order_and_isolate_failures,
-    increments_of_a_key_are_summed
+    increments_of_a_key_are_summed,
+    dependent_writes_submitted_back_to_back_apply_in_order
 );
+
+/// A handler submits a message's insert, its updates and an id rewrite without awaiting any of them, then
+/// awaits all the tickets: every write applies in submission order (one writer lane per model, also with
+/// several writers), and a read in between sees the pending insert.
+async fn dependent_writes_submitted_back_to_back_apply_in_order(t: &TestDb) {
+    let db = &t.db;
+    let handlers = (0..50).map(|i| async move {
+        let id = format!("d{i}");
+        let insert = db.submit_create("Messages", &msg(&id, &format!("c{}", i % 5), f64::from(i))).await.unwrap();
+        let first =
+            db.submit_update("Messages", &json!({"message_id": id}), &json!({"interest_value": 0.1})).await.unwrap();
+        let second =
+            db.submit_update("Messages", &json!({"message_id": id}), &json!({"interest_value": 0.9})).await.unwrap();
+        let history = db
+            .find(
+                "Messages",
+                &json!({"chat_id": format!("c{}", i % 5), "time": {"$lte": f64::from(i)}}),
+                &["-time"],
+                Some(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(history[0]["message_id"], json!(id), "the read saw the pending insert");
+        let rewrite = db
+            .submit_update("Messages", &json!({"message_id": id}), &json!({"message_id": format!("{id}-echo")}))
+            .await
+            .unwrap();
+        let echo = json!({"message_id": format!("{id}-echo")});
+        let bump = db.submit_increment("Messages", &echo, "memorized_times", &json!(2)).await.unwrap();
+        assert!(insert.await.unwrap().into_row().is_some());
+        for ticket in [first, second, rewrite, bump] {
+            assert_eq!(ticket.await.unwrap().count(), Some(1), "each write saw the one before it");
+        }
+    });
+    futures_util::future::join_all(handlers).await;
+    let rows =
+        db.find("Messages", &json!({"message_id": {"$in": ["d7-echo", "d42-echo"]}}), &["id"], None).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows.iter() {
+        assert_eq!((r["interest_value"].clone(), r["memorized_times"].clone()), (json!(0.9), json!(2)));
+    }
+    // Validation errors come back at once, before anything is queued.
+    assert!(matches!(
+        db.submit_update("Messages", &json!({"message_idd": "x"}), &json!({"interest_value": 1})).await,
+        Err(Error::UnknownField { .. })
+    ));
+}
 
 /// Increments submitted together share one statement (summed per key where the backend groups them);
 /// each ticket answers the rows its own key matched, and the totals are those of running them one by one.

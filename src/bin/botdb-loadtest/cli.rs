@@ -36,6 +36,12 @@ pub struct Args {
     /// Seeded messages per chat. Default: 100.
     #[arg(long, default_value_t = 100)]
     pub messages_per_chat: usize,
+    /// botdb's message handler submits a message's writes in order and awaits their tickets at the end of
+    /// the message (reads in between see them through read-your-writes); `false`: it awaits each write
+    /// before the next operation, like the baseline. The baseline always awaits each call: plain sea-orm
+    /// has no future that resolves on commit while keeping a caller's writes in order. Default: true.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pipeline: bool,
     /// Run the plain sea-orm baseline too. Default: true (`--compare false` to skip it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub compare: bool,

@@ -119,6 +119,7 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
     let load = Load {
         rate: args.rate,
         concurrency: args.concurrency,
+        pipeline: args.pipeline,
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
     };
@@ -153,10 +154,11 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
         r.cache_hit_ratio = cs.hit_ratio;
         if let Some(bs) = db.batch_stats() {
             eprintln!(
-                "botdb scheduler: {} batches, mean {:.1} writes, mean flush {:.2} ms, mean wait {:.2} ms; cache: {:?}",
+                "botdb scheduler: {} batches, mean {:.1} writes, mean flush {:.2} ms, mean invalidate {:.2} ms, mean wait {:.2} ms; cache: {:?}",
                 bs.batches,
                 bs.mean_batch_rows.unwrap_or(0.0),
                 bs.mean_flush_ms.unwrap_or(0.0),
+                bs.mean_invalidate_ms.unwrap_or(0.0),
                 bs.mean_wait_ms.unwrap_or(0.0),
                 cs
             );
@@ -223,6 +225,7 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
         "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "duration_s": args.duration,
         "mode": if args.rate > 0.0 { json!({"open_loop_rate": args.rate}) } else { json!({"closed_loop_concurrency": args.concurrency}) },
+        "botdb_pipelined_writes": args.pipeline,
         "seed": args.seed,
         "redis": args.redis_url.is_some(),
         "dataset": {"chats": shape.chats, "users": shape.users, "messages": shape.chats * shape.messages_per_chat},

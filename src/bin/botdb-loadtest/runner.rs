@@ -65,35 +65,67 @@ impl Recorder {
 pub struct Load {
     pub rate: f64,
     pub concurrency: usize,
+    /// botdb submits a message's writes and awaits their tickets at the end of the message.
+    pub pipeline: bool,
     pub warmup: Duration,
     pub duration: Duration,
 }
 
-async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled: Option<Instant>) {
-    let mut rng = fastrand::Rng::with_seed(shape.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let now = T0 + n as f64 * 1e-3;
-    let (calls, _, _) = flow(shape, n, now, &mut rng);
-    for (k, call) in calls.iter().enumerate() {
-        let start = Instant::now();
-        let res = sys.run(call).await;
-        // In open loop the first call is timed from the message's scheduled arrival.
-        let from = if k == 0 { scheduled.unwrap_or(start) } else { start };
-        let took = from.elapsed();
-        match &res {
+impl Recorder {
+    /// Counts an acknowledged insert, or keeps the first error.
+    fn outcome(&self, call: &Call, res: &Result<(), String>) {
+        match res {
             Ok(()) => match call {
-                Call::InsertMessage(_) => drop(rec.acked[0].fetch_add(1, Ordering::Relaxed)),
-                Call::InsertUsage(_) => drop(rec.acked[1].fetch_add(1, Ordering::Relaxed)),
-                Call::InsertAction(_) => drop(rec.acked[2].fetch_add(1, Ordering::Relaxed)),
+                Call::InsertMessage(_) => drop(self.acked[0].fetch_add(1, Ordering::Relaxed)),
+                Call::InsertUsage(_) => drop(self.acked[1].fetch_add(1, Ordering::Relaxed)),
+                Call::InsertAction(_) => drop(self.acked[2].fetch_add(1, Ordering::Relaxed)),
                 _ => {}
             },
             Err(e) => {
-                let mut first = rec.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut first = self.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if first.is_none() {
                     *first = Some(format!("{}: {e}", call.op().name()));
                 }
             }
         }
-        rec.record(call.op(), took, res.is_ok());
+    }
+}
+
+async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled: Option<Instant>, pipeline: bool) {
+    let mut rng = fastrand::Rng::with_seed(shape.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let now = T0 + n as f64 * 1e-3;
+    let (calls, _, _) = flow(shape, n, now, &mut rng);
+    // Writes submitted, not yet acknowledged: (call, submitted at, ticket).
+    let mut pending = Vec::new();
+    for (k, call) in calls.iter().enumerate() {
+        let start = Instant::now();
+        // In open loop the first call is timed from the message's scheduled arrival.
+        let from = if k == 0 { scheduled.unwrap_or(start) } else { start };
+        if pipeline && call.op().is_write() {
+            match sys.submit(call).await {
+                Ok(Some(ticket)) => {
+                    pending.push((call, from, ticket));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let res = Err(e);
+                    rec.outcome(call, &res);
+                    rec.record(call.op(), from.elapsed(), false);
+                    continue;
+                }
+            }
+        }
+        let res = sys.run(call).await;
+        rec.outcome(call, &res);
+        rec.record(call.op(), from.elapsed(), res.is_ok());
+    }
+    // The message is handled when every one of its writes is acknowledged (committed); a write's latency
+    // runs from its submission to the moment the handler sees its acknowledgement.
+    for (call, from, ticket) in pending {
+        let res = ticket.await.map(drop).map_err(|e| e.to_string());
+        rec.outcome(call, &res);
+        rec.record(call.op(), from.elapsed(), res.is_ok());
     }
     if rec.measuring.load(Ordering::Relaxed) {
         rec.messages.fetch_add(1, Ordering::Relaxed);
@@ -128,7 +160,9 @@ pub async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Ar
                 let (sys, rec) = (sys.clone(), rec.clone());
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let scheduled = at.into_std();
-                flows.push(tokio::spawn(async move { run_flow(&sys, &rec, &shape, n, Some(scheduled)).await }));
+                flows.push(tokio::spawn(async move {
+                    run_flow(&sys, &rec, &shape, n, Some(scheduled), load.pipeline).await
+                }));
                 if flows.len() > 4096 {
                     flows.retain(|f: &tokio::task::JoinHandle<()>| !f.is_finished());
                 }
@@ -143,7 +177,7 @@ pub async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Ar
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
-                    run_flow(&sys, &rec, &shape, n, None).await;
+                    run_flow(&sys, &rec, &shape, n, None, load.pipeline).await;
                 }
             }));
         }

@@ -25,10 +25,43 @@ pub enum System {
 }
 
 impl System {
+    /// Queues a write of botdb and returns its ticket; `None` for a read, or for the baseline (which has
+    /// no ticket: its calls are awaited one by one).
+    pub async fn submit(&self, call: &Call) -> Result<Option<botdb::optimization::batch::Ticket>, String> {
+        let System::Botdb(db) = self else { return Ok(None) };
+        let t = match call {
+            Call::InsertMessage(m) => db.submit_create("Messages", m).await,
+            Call::InsertUsage(u) => db.submit_create("LLMUsage", u).await,
+            Call::InsertAction(a) => db.submit_create("ActionRecords", a).await,
+            Call::UpdateMessage(id, v) => {
+                db.submit_update(
+                    "Messages",
+                    &json!({"message_id": id}),
+                    &json!({"interest_value": v, "should_reply": *v > 0.9}),
+                )
+                .await
+            }
+            Call::RewriteMessageId(old, new) => {
+                db.submit_update("Messages", &json!({"message_id": old}), &json!({"message_id": new})).await
+            }
+            Call::StreamActivity(c, t) => {
+                db.submit_update("ChatStreams", &json!({"stream_id": c}), &json!({"last_active_time": t})).await
+            }
+            Call::IncrementImage(h) => {
+                db.submit_increment("Images", &json!({"emoji_hash": h}), "count", &json!(1)).await
+            }
+            _ => return Ok(None),
+        };
+        t.map(Some).map_err(|e| e.to_string())
+    }
+
     /// Runs one call; the error is reported, never hidden.
     pub async fn run(&self, call: &Call) -> Result<(), String> {
         match self {
-            System::Botdb(db) => botdb_call(db, call).await.map_err(|e| e.to_string()),
+            System::Botdb(db) => match self.submit(call).await? {
+                Some(ticket) => ticket.await.map(drop).map_err(|e| e.to_string()),
+                None => botdb_call(db, call).await.map_err(|e| e.to_string()),
+            },
             System::Baseline(conn) => baseline_call(conn, call).await.map_err(|e| e.to_string()),
         }
     }
@@ -53,22 +86,8 @@ async fn botdb_call(db: &Db, call: &Call) -> Result<(), Error> {
             drop(db.find("LLMUsage", &json!({"id": {"$gt": 0}}), &["id"], Some(2000)).await?);
             drop(db.find("Messages", &json!({"time": {"$gte": since}}), &["id"], Some(2000)).await?);
         }
-        Call::InsertMessage(m) => drop(db.create("Messages", m).await?),
-        Call::UpdateMessage(id, v) => {
-            db.update("Messages", &json!({"message_id": id}), &json!({"interest_value": v, "should_reply": *v > 0.9}))
-                .await?;
-        }
-        Call::RewriteMessageId(old, new) => {
-            db.update("Messages", &json!({"message_id": old}), &json!({"message_id": new})).await?;
-        }
-        Call::StreamActivity(c, t) => {
-            db.update("ChatStreams", &json!({"stream_id": c}), &json!({"last_active_time": t})).await?;
-        }
-        Call::InsertUsage(u) => drop(db.create("LLMUsage", u).await?),
-        Call::InsertAction(a) => drop(db.create("ActionRecords", a).await?),
-        Call::IncrementImage(h) => {
-            db.increment("Images", &json!({"emoji_hash": h}), "count", &json!(1)).await?;
-        }
+        // Writes go through `System::submit` (queued, then their tickets awaited).
+        other => return Err(Error::InvalidRequest(format!("{} is a write: submit it", other.op().name()))),
     }
     Ok(())
 }

@@ -42,6 +42,15 @@ use queue::{Queue, Queued};
 #[derive(Debug)]
 pub struct Ticket(oneshot::Receiver<Result<WriteOutcome>>);
 
+impl Ticket {
+    /// A ticket already answered (a write that ran without the scheduler).
+    pub fn ready(result: Result<WriteOutcome>) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(result);
+        Ticket(rx)
+    }
+}
+
 impl Future for Ticket {
     type Output = Result<WriteOutcome>;
 
@@ -73,6 +82,7 @@ struct Counters {
     flush_micros: AtomicU64,
     linger_micros: AtomicU64,
     isolated_writes: AtomicU64,
+    invalidate_micros: AtomicU64,
 }
 
 /// A snapshot of the scheduler's statistics.
@@ -103,17 +113,21 @@ pub struct BatchStats {
     /// Writes that ran alone because the grouped statement holding them failed (each such failure is a
     /// poisoned row, or a bug: grouped statements are the normal path).
     pub isolated_writes: u64,
+    /// Mean time from COMMIT to the tickets' release (cache invalidation and window carrying), in ms.
+    pub mean_invalidate_ms: Option<f64>,
 }
 
 struct Shared {
-    queue: Queue<Job>,
+    /// One queue per writer ("lane"); a model's writes always go to the same lane (see [`lane_of`]).
+    lanes: Vec<Queue<Job>>,
     engine: Engine,
     cache: Cache,
     count: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     submit_timeout: Duration,
     closed: AtomicBool,
-    urgent: AtomicBool,
+    /// Per lane: a reader is waiting for its writes (cut the linger short).
+    urgent: Vec<AtomicBool>,
     seq: AtomicU64,
     /// Unresolved submissions per model: sequence number → partition stripe (`None`: reach unknown until
     /// the write runs, e.g. an update by message_id).
@@ -135,7 +149,8 @@ pub struct BatchWriter {
 
 impl std::fmt::Debug for BatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchWriter").field("queued", &self.shared.queue.len()).finish_non_exhaustive()
+        let queued: usize = self.shared.lanes.iter().map(Queue::len).sum();
+        f.debug_struct("BatchWriter").field("queued", &queued).finish_non_exhaustive()
     }
 }
 
@@ -187,14 +202,14 @@ impl BatchWriter {
             (n, _) => n,
         };
         let shared = Arc::new(Shared {
-            queue: Queue::new(Duration::from_millis(settings.age_step_ms)),
+            lanes: (0..writers).map(|_| Queue::new(Duration::from_millis(settings.age_step_ms))).collect(),
             engine,
             cache,
             count: Arc::new(Semaphore::new(settings.max_queued.max(1))),
             bytes: Arc::new(Semaphore::new((settings.max_queued_bytes / 1024).max(1) as usize)),
             submit_timeout: Duration::from_millis(settings.submit_timeout_ms),
             closed: AtomicBool::new(false),
-            urgent: AtomicBool::new(false),
+            urgent: (0..writers).map(|_| AtomicBool::new(false)).collect(),
             seq: AtomicU64::new(0),
             pending: models().iter().map(|_| Mutex::new(BTreeMap::new())).collect(),
             done: Notify::new(),
@@ -236,7 +251,12 @@ impl BatchWriter {
         let seq = s.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let m = model_index(op.model());
         lock(&s.pending[m]).insert(seq, write_stripe(&op));
-        s.queue.push(Queued { item: Job { op, tx, _count: count, _bytes: bytes }, priority, at: Instant::now(), seq });
+        s.lanes[lane_of(m, s.lanes.len())].push(Queued {
+            item: Job { op, tx, _count: count, _bytes: bytes },
+            priority,
+            at: Instant::now(),
+            seq,
+        });
         metrics::gauge!("botdb_batch_queue_depth", "priority" => priority.label()).increment(1.0);
         Ok(Ticket(rx))
     }
@@ -256,8 +276,9 @@ impl BatchWriter {
             if !blocked {
                 return;
             }
-            s.urgent.store(true, Ordering::Release);
-            s.queue.notify.notify_one();
+            let lane = lane_of(model_idx, s.lanes.len());
+            s.urgent[lane].store(true, Ordering::Release);
+            s.lanes[lane].notify.notify_one();
             notified.await;
         }
     }
@@ -278,7 +299,9 @@ impl BatchWriter {
     pub async fn shutdown(&self, deadline: Duration) {
         let s = &self.shared;
         s.closed.store(true, Ordering::Release);
-        s.queue.notify.notify_waiters();
+        for q in &s.lanes {
+            q.notify.notify_waiters();
+        }
         let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
         let all = futures_util::future::join_all(tasks);
         let mut all = std::pin::pin!(all);
@@ -312,12 +335,19 @@ impl BatchWriter {
                 .then(|| c.rows_in_multi_row_batches.load(Ordering::Relaxed) as f64 / committed as f64),
             mean_batch_rows: (batches > 0).then(|| committed as f64 / batches as f64),
             last_batch_rows: c.last_batch_rows.load(Ordering::Relaxed),
-            queued: self.shared.queue.depths(),
+            queued: self.shared.lanes.iter().map(Queue::depths).fold([0; 4], |mut a, d| {
+                for (x, y) in a.iter_mut().zip(d) {
+                    *x += y;
+                }
+                a
+            }),
             target_batch_rows: ctrl.target(),
             linger_ms: ctrl.linger().as_secs_f64() * 1e3,
             mean_flush_ms: (batches > 0).then(|| c.flush_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
             mean_wait_ms: (batches > 0).then(|| c.linger_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
             isolated_writes: c.isolated_writes.load(Ordering::Relaxed),
+            mean_invalidate_ms: (batches > 0)
+                .then(|| c.invalidate_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
         }
     }
 }
@@ -351,7 +381,7 @@ fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<()> {
     let (done, finished) = oneshot::channel();
     let started = std::thread::Builder::new().name(format!("botdb-writer-{i}")).spawn(move || {
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(writer_loop(shared)),
+            Ok(rt) => rt.block_on(writer_loop(shared, i)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the writer's runtime; failing queued writes");
                 shared.closed.store(true, Ordering::Release);
@@ -368,7 +398,7 @@ fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<()> {
 
 /// Fails every queued write explicitly (nothing is dropped silently).
 fn fail_queued(s: &Shared, why: &str) {
-    for q in s.queue.drain() {
+    for q in s.lanes.iter().flat_map(Queue::drain) {
         lock(&s.pending[model_index(q.item.op.model())]).remove(&q.seq);
         let _ = q.item.tx.send(Err(Error::ShuttingDown(why.into())));
         s.stats.rows_rejected.fetch_add(1, Ordering::Relaxed);
@@ -376,18 +406,26 @@ fn fail_queued(s: &Shared, why: &str) {
     s.done.notify_waiters();
 }
 
-async fn writer_loop(s: Arc<Shared>) {
+/// The lane (writer) of a model's writes. One lane per model keeps every caller's writes to a model in
+/// submission order even with several writers, so dependent writes (an insert, then an update of that
+/// row) may be submitted without awaiting the first; different models still commit in parallel.
+fn lane_of(model_idx: usize, lanes: usize) -> usize {
+    model_idx % lanes.max(1)
+}
+
+async fn writer_loop(s: Arc<Shared>, lane: usize) {
     let mut busy_until = Instant::now();
     loop {
         let (target, max, linger, grace) = {
             let c = lock(&s.controller);
             (c.target(), c.max_batch(), c.linger(), c.min_linger())
         };
-        let batch = collect(&s.queue, (target, max), (linger, grace), busy_until, &s.closed, &s.urgent).await;
+        let batch =
+            collect(&s.lanes[lane], (target, max), (linger, grace), busy_until, &s.closed, &s.urgent[lane]).await;
         if batch.is_empty() {
             return;
         }
-        run_batch(&s, batch).await;
+        run_batch(&s, lane, batch).await;
         busy_until = Instant::now();
     }
 }
@@ -422,7 +460,7 @@ fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) -> WindowEdit
     edits
 }
 
-async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
+async fn run_batch(s: &Shared, lane: usize, batch: Vec<Queued<Job>>) {
     let n = batch.len();
     for q in &batch {
         metrics::gauge!("botdb_batch_queue_depth", "priority" => q.priority.label()).decrement(1.0);
@@ -446,7 +484,11 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
     match outcome {
         Ok(executor::BatchResult { results, touched, isolated }) => {
             // Committed: make stale cache entries unreachable before anyone hears `Ok`.
+            let invalidating = std::time::Instant::now();
             s.cache.committed(&merge(touched), Some(&window_edits(&ops, &results))).await;
+            let invalidated = invalidating.elapsed();
+            c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
+            metrics::histogram!("botdb_batch_invalidate_seconds").record(invalidated.as_secs_f64());
             c.isolated_writes.fetch_add(isolated as u64, Ordering::Relaxed);
             metrics::counter!("botdb_batch_isolated_writes_total").increment(isolated as u64);
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
@@ -477,7 +519,7 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) {
             }
         }
     }
-    lock(&s.controller).observe(elapsed, n, s.queue.len());
+    lock(&s.controller).observe(elapsed, n, s.lanes[lane].len());
     *lock(&s.last_flush) = Some(std::time::Instant::now());
     s.done.notify_waiters();
 }

@@ -11,6 +11,7 @@
 //! the model in the batch was an insert or an update by one key that changes neither the partition nor the
 //! window's order column. A re-installed window equals what a fresh load would read (tests compare them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -101,55 +102,111 @@ pub(super) struct Carried {
     stripe_gen: u64,
     old_key: u128,
     rows: Rows,
-    edits: Vec<Edit>,
+    edits: Arc<[Edit]>,
     order: usize,
 }
 
-fn order_value(row: &Row, name: &str) -> Option<f64> {
-    row.get(name).and_then(Value::as_f64)
+/// A row's place in a window: the order column descending (NULL smallest, so last), then id ascending.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Place {
+    value: Option<f64>,
+    id: i64,
 }
 
-/// The window order: the order column descending (NULL smallest, so last), then id ascending.
-fn cmp(a: &Row, b: &Row, name: &str) -> std::cmp::Ordering {
-    let (x, y) = (order_value(a, name), order_value(b, name));
-    let by_col = match (x, y) {
-        (Some(x), Some(y)) => y.total_cmp(&x),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    };
-    let id = |r: &Row| r.get("id").and_then(Value::as_i64).unwrap_or(0);
-    by_col.then(id(a).cmp(&id(b)))
+impl Place {
+    fn of(row: &Row, order: &str) -> Place {
+        Place { value: row.get(order).and_then(Value::as_f64), id: row.get("id").and_then(Value::as_i64).unwrap_or(0) }
+    }
+
+    fn cmp(&self, other: &Place) -> std::cmp::Ordering {
+        let by_value = match (self.value, other.value) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_value.then(self.id.cmp(&other.id))
+    }
+}
+
+/// A key value as an index key (strings without quoting).
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Carried {
-    /// The window after the edits, or `None` when an edit cannot be replayed on it.
+    /// The window after the edits, or `None` when an edit cannot be replayed on it. Row look-ups by
+    /// column name are the cost here (a batch edits dozens of windows): each row's place is computed once,
+    /// and updates find their rows through an index of the key column, built on first use.
     fn edited(&self, window_rows: usize) -> Option<Rows> {
         let model = self.sel.model;
         let p = partition_column(model)?;
         let (pname, oname) = (model.col(p).name, model.col(self.order).name);
         let part = self.sel.filter.eq_value(p)?.to_json();
         let mut rows: Vec<Arc<Row>> = self.rows.to_vec();
-        for e in &self.edits {
+        let mut places: Vec<Place> = rows.iter().map(|r| Place::of(r, oname)).collect();
+        let mut index: Vec<(&'static str, HashMap<String, Vec<usize>>)> = Vec::new();
+        for e in self.edits.iter() {
             match e {
-                Edit::Insert(r) if r.get(pname) == Some(&part) => {
-                    if !rows.iter().any(|x| x.get("id") == r.get("id")) {
-                        rows.push(r.clone());
+                Edit::Insert(r) => {
+                    if r.get(pname) != Some(&part) {
+                        continue;
                     }
+                    let place = Place::of(r, oname);
+                    if places.iter().any(|x| x.id == place.id) {
+                        continue;
+                    }
+                    for (col, map) in &mut index {
+                        if let Some(v) = r.get(*col) {
+                            map.entry(key_text(v)).or_default().push(rows.len());
+                        }
+                    }
+                    rows.push(r.clone());
+                    places.push(place);
                 }
-                Edit::Insert(_) => {}
                 Edit::Update { changes, .. } if changes.sets.iter().any(|(i, _)| *i == self.order) => return None,
                 Edit::Update { key, value, changes } => {
-                    for r in rows.iter_mut().filter(|r| r.get(*key) == Some(value)) {
-                        changes.apply_to(Arc::make_mut(r));
+                    if !index.iter().any(|(col, _)| col == key) {
+                        let mut map: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows.len());
+                        for (i, r) in rows.iter().enumerate() {
+                            if let Some(v) = r.get(*key) {
+                                map.entry(key_text(v)).or_default().push(i);
+                            }
+                        }
+                        index.push((key, map));
+                    }
+                    let Some(at) = index.iter().find(|(col, _)| col == key).and_then(|(_, m)| m.get(&key_text(value)))
+                    else {
+                        continue;
+                    };
+                    for i in at.clone() {
+                        let row = Arc::make_mut(&mut rows[i]);
+                        let before: Vec<Option<Value>> = index.iter().map(|(col, _)| row.get(*col).cloned()).collect();
+                        changes.apply_to(row);
+                        // A changed key column (an id rewrite) moves the row in that column's index.
+                        for ((col, map), old) in index.iter_mut().zip(before) {
+                            let new = row.get(*col).cloned();
+                            if new != old {
+                                if let Some(v) = old.and_then(|o| map.get_mut(&key_text(&o))) {
+                                    v.retain(|&j| j != i);
+                                }
+                                if let Some(n) = new {
+                                    map.entry(key_text(&n)).or_default().push(i);
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-        rows.sort_by(|a, b| cmp(a, b, oname));
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| places[a].cmp(&places[b]));
         // A full window holds exactly the latest rows; one that held the whole partition still does.
-        rows.truncate(window_rows);
-        Some(rows.into())
+        order.truncate(window_rows);
+        Some(order.into_iter().map(|i| rows[i].clone()).collect())
     }
 }
 
@@ -169,6 +226,7 @@ impl Cache {
             let (Reach::Partitions(values), Some(p)) = (&t.reach, partition_column(t.model)) else { continue };
             let m = model_index(t.model);
             let Some(es) = edits.of(m) else { continue };
+            let es: Arc<[Edit]> = es.into();
             let orders = inner.window_orders[m].load(Ordering::Relaxed);
             for order in (0..64).filter(|o| orders & (1 << o) != 0) {
                 for v in values {
@@ -193,7 +251,7 @@ impl Cache {
                             stripe_gen: key.scope.1,
                             old_key: key.key,
                             rows: e.rows,
-                            edits: es.to_vec(),
+                            edits: es.clone(),
                             order,
                         });
                     }

@@ -117,7 +117,7 @@ impl RedisTier {
             },
             timeout,
             ttl_ms: settings.ttl_ms.max(1),
-            prefix: format!("{}:v1-{}", settings.key_prefix, env!("CARGO_PKG_VERSION")),
+            prefix: format!("{}:v2-{}", settings.key_prefix, env!("CARGO_PKG_VERSION")),
             desynced: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             synced: AtomicBool::new(false),
