@@ -12,6 +12,7 @@ pub mod executor;
 pub mod ops;
 pub mod plan;
 pub mod queue;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,14 +29,14 @@ use tokio::time::Instant;
 use crate::config::BatchSettings;
 use crate::core::engine::Engine;
 use crate::core::registry::{model_index, models};
-use crate::optimization::cache::policy::{Reach, Touched};
-use crate::optimization::cache::{Cache, WindowEdits};
+use crate::optimization::cache::Cache;
 use crate::utils::error::{Error, Result};
 
 pub use controller::Controller;
 use ops::{WriteOp, WriteOutcome};
 pub use queue::Priority;
 use queue::{Queue, Queued};
+use writer::lane_of;
 
 /// A write's future: resolves to its committed outcome or a typed error. Dropping it does not cancel the
 /// write.
@@ -222,7 +223,7 @@ impl BatchWriter {
             stats: Counters::default(),
             last_flush: Mutex::new(None),
         });
-        let tasks = (0..writers).map(|i| spawn_writer(i, shared.clone())).collect();
+        let tasks = (0..writers).map(|i| writer::spawn_writer(i, shared.clone())).collect();
         BatchWriter { shared, tasks: Arc::new(Mutex::new(tasks)) }
     }
 
@@ -373,29 +374,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs a writer loop on its own thread with its own single-threaded runtime. A writer task on the caller's
-/// runtime waited behind every runnable caller task at each of its statements and at COMMIT (measured: a
-/// 30-write batch took 7–8 ms under the load harness, most of it queueing); on its own thread each step is
-/// picked up as soon as the database answers. Returns the signal sent when the loop ends.
-fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<()> {
-    let (done, finished) = oneshot::channel();
-    let started = std::thread::Builder::new().name(format!("botdb-writer-{i}")).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(writer_loop(shared, i)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the writer's runtime; failing queued writes");
-                shared.closed.store(true, Ordering::Release);
-                fail_queued(&shared, "the batch writer could not start");
-            }
-        }
-        let _ = done.send(());
-    });
-    if let Err(e) = started {
-        tracing::error!(error = %e, "cannot start a writer thread");
-    }
-    finished
-}
-
 /// Fails every queued write explicitly (nothing is dropped silently).
 fn fail_queued(s: &Shared, why: &str) {
     for q in s.lanes.iter().flat_map(Queue::drain) {
@@ -403,124 +381,6 @@ fn fail_queued(s: &Shared, why: &str) {
         let _ = q.item.tx.send(Err(Error::ShuttingDown(why.into())));
         s.stats.rows_rejected.fetch_add(1, Ordering::Relaxed);
     }
-    s.done.notify_waiters();
-}
-
-/// The lane (writer) of a model's writes. One lane per model keeps every caller's writes to a model in
-/// submission order even with several writers, so dependent writes (an insert, then an update of that
-/// row) may be submitted without awaiting the first; different models still commit in parallel.
-fn lane_of(model_idx: usize, lanes: usize) -> usize {
-    model_idx % lanes.max(1)
-}
-
-async fn writer_loop(s: Arc<Shared>, lane: usize) {
-    let mut busy_until = Instant::now();
-    loop {
-        let (target, max, linger, grace) = {
-            let c = lock(&s.controller);
-            (c.target(), c.max_batch(), c.linger(), c.min_linger())
-        };
-        let batch =
-            collect(&s.lanes[lane], (target, max), (linger, grace), busy_until, &s.closed, &s.urgent[lane]).await;
-        if batch.is_empty() {
-            return;
-        }
-        run_batch(&s, lane, batch).await;
-        busy_until = Instant::now();
-    }
-}
-
-/// Merges what a batch touched into one entry per model.
-fn merge(touched: Vec<Touched>) -> Vec<Touched> {
-    let mut by_model: Vec<Option<Touched>> = models().iter().map(|_| None).collect();
-    for t in touched {
-        let slot = &mut by_model[model_index(t.model)];
-        match (slot.as_mut(), t.reach) {
-            (None, reach) => *slot = Some(Touched { model: t.model, reach }),
-            (Some(cur), Reach::Everything) => cur.reach = Reach::Everything,
-            (Some(Touched { reach: Reach::Partitions(vs), .. }), Reach::Partitions(more)) => vs.extend(more),
-            (Some(_), Reach::Partitions(_)) => {}
-        }
-    }
-    by_model.into_iter().flatten().collect()
-}
-
-/// What the committed writes of a batch did, for the cache to replay on recent-history windows.
-fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) -> WindowEdits {
-    let mut edits = WindowEdits::default();
-    for (op, r) in ops.iter().zip(results) {
-        match (op, r) {
-            // A failed write changed nothing.
-            (_, Err(_)) => {}
-            (WriteOp::Insert(_), Ok(WriteOutcome::Row(row))) => edits.insert(op.model(), Arc::new(row.clone())),
-            (WriteOp::Update { filter, changes }, Ok(_)) => edits.update(filter, changes),
-            (_, Ok(_)) => edits.opaque(op.model()),
-        }
-    }
-    edits
-}
-
-async fn run_batch(s: &Shared, lane: usize, batch: Vec<Queued<Job>>) {
-    let n = batch.len();
-    for q in &batch {
-        metrics::gauge!("botdb_batch_queue_depth", "priority" => q.priority.label()).decrement(1.0);
-    }
-    let lingered = batch.iter().map(|q| q.at).min().map(|t| t.elapsed()).unwrap_or_default();
-    let mut ops = Vec::with_capacity(n);
-    let mut metas = Vec::with_capacity(n);
-    for q in batch {
-        let m = model_index(q.item.op.model());
-        metas.push((q.item.tx, q.seq, m, q.item._count, q.item._bytes));
-        ops.push(q.item.op);
-    }
-    let started = std::time::Instant::now();
-    let ops = Arc::new(ops);
-    let outcome = executor::execute(&s.engine, ops.clone()).await;
-    let elapsed = started.elapsed();
-    metrics::histogram!("botdb_batch_flush_seconds").record(elapsed.as_secs_f64());
-    metrics::histogram!("botdb_batch_rows").record(n as f64);
-    metrics::histogram!("botdb_batch_linger_seconds").record(lingered.as_secs_f64());
-    let c = &s.stats;
-    match outcome {
-        Ok(executor::BatchResult { results, touched, isolated }) => {
-            // Committed: make stale cache entries unreachable before anyone hears `Ok`.
-            let invalidating = std::time::Instant::now();
-            s.cache.committed(&merge(touched), Some(&window_edits(&ops, &results))).await;
-            let invalidated = invalidating.elapsed();
-            c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
-            metrics::histogram!("botdb_batch_invalidate_seconds").record(invalidated.as_secs_f64());
-            c.isolated_writes.fetch_add(isolated as u64, Ordering::Relaxed);
-            metrics::counter!("botdb_batch_isolated_writes_total").increment(isolated as u64);
-            let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
-            c.batches.fetch_add(1, Ordering::Relaxed);
-            c.flush_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-            c.linger_micros.fetch_add(lingered.as_micros() as u64, Ordering::Relaxed);
-            c.rows_committed.fetch_add(ok, Ordering::Relaxed);
-            c.rows_rejected.fetch_add(n as u64 - ok, Ordering::Relaxed);
-            c.last_batch_rows.store(n as u64, Ordering::Relaxed);
-            if n > 1 {
-                c.rows_in_multi_row_batches.fetch_add(ok, Ordering::Relaxed);
-            }
-            metrics::counter!("botdb_rows_committed_total").increment(ok);
-            metrics::counter!("botdb_rows_rejected_total").increment(n as u64 - ok);
-            for ((tx, seq, m, ..), r) in metas.into_iter().zip(results) {
-                lock(&s.pending[m]).remove(&seq);
-                let _ = tx.send(r);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, rows = n, "batch failed");
-            c.failed_batches.fetch_add(1, Ordering::Relaxed);
-            c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
-            metrics::counter!("botdb_rows_rejected_total").increment(n as u64);
-            for (tx, seq, m, ..) in metas {
-                lock(&s.pending[m]).remove(&seq);
-                let _ = tx.send(Err(e.clone()));
-            }
-        }
-    }
-    lock(&s.controller).observe(elapsed, n, s.lanes[lane].len());
-    *lock(&s.last_flush) = Some(std::time::Instant::now());
     s.done.notify_waiters();
 }
 

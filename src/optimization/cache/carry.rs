@@ -34,8 +34,8 @@ pub enum Edit {
     Insert(Arc<Row>),
     /// `changes` applied to the rows whose column `key` equals `value`.
     Update {
-        /// The key column's name.
-        key: &'static str,
+        /// The key column: index and name.
+        key: (usize, &'static str),
         /// The key value.
         value: Value,
         /// What was set.
@@ -75,7 +75,7 @@ impl WindowEdits {
         };
         match (replayable, &mut self.0[m]) {
             (Some((col, value)), Some(v)) => v.push(Edit::Update {
-                key: changes.model.col(col).name,
+                key: (col, changes.model.col(col).name),
                 value: value.to_json(),
                 changes: changes.clone(),
             }),
@@ -106,6 +106,9 @@ pub(super) struct Carried {
     order: usize,
 }
 
+/// A column: its index and name.
+type Column = (usize, &'static str);
+
 /// A row's place in a window: the order column descending (NULL smallest, so last), then id ascending.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Place {
@@ -113,9 +116,21 @@ struct Place {
     id: i64,
 }
 
+/// Column `idx` (named `name`) of a row. Rows hold every column in table order, so the position finds it
+/// without hashing the name (a batch's windows make thousands of these look-ups); the name confirms it.
+fn field<'r>(row: &'r Row, idx: usize, name: &str) -> Option<&'r Value> {
+    match row.iter().nth(idx) {
+        Some((k, v)) if k == name => Some(v),
+        _ => row.get(name),
+    }
+}
+
 impl Place {
-    fn of(row: &Row, order: &str) -> Place {
-        Place { value: row.get(order).and_then(Value::as_f64), id: row.get("id").and_then(Value::as_i64).unwrap_or(0) }
+    fn of(row: &Row, (idx, order): (usize, &str)) -> Place {
+        Place {
+            value: field(row, idx, order).and_then(Value::as_f64),
+            id: field(row, 0, "id").and_then(Value::as_i64).unwrap_or(0),
+        }
     }
 
     fn cmp(&self, other: &Place) -> std::cmp::Ordering {
@@ -144,15 +159,15 @@ impl Carried {
     fn edited(&self, window_rows: usize) -> Option<Rows> {
         let model = self.sel.model;
         let p = partition_column(model)?;
-        let (pname, oname) = (model.col(p).name, model.col(self.order).name);
+        let (pname, oname) = (model.col(p).name, (self.order, model.col(self.order).name));
         let part = self.sel.filter.eq_value(p)?.to_json();
         let mut rows: Vec<Arc<Row>> = self.rows.to_vec();
         let mut places: Vec<Place> = rows.iter().map(|r| Place::of(r, oname)).collect();
-        let mut index: Vec<(&'static str, HashMap<String, Vec<usize>>)> = Vec::new();
+        let mut index: Vec<(Column, HashMap<String, Vec<usize>>)> = Vec::new();
         for e in self.edits.iter() {
             match e {
                 Edit::Insert(r) => {
-                    if r.get(pname) != Some(&part) {
+                    if field(r, p, pname) != Some(&part) {
                         continue;
                     }
                     let place = Place::of(r, oname);
@@ -160,7 +175,7 @@ impl Carried {
                         continue;
                     }
                     for (col, map) in &mut index {
-                        if let Some(v) = r.get(*col) {
+                        if let Some(v) = field(r, col.0, col.1) {
                             map.entry(key_text(v)).or_default().push(rows.len());
                         }
                     }
@@ -172,11 +187,11 @@ impl Carried {
                     if !index.iter().any(|(col, _)| col == key) {
                         let mut map: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows.len());
                         for (i, r) in rows.iter().enumerate() {
-                            if let Some(v) = r.get(*key) {
+                            if let Some(v) = field(r, key.0, key.1) {
                                 map.entry(key_text(v)).or_default().push(i);
                             }
                         }
-                        index.push((key, map));
+                        index.push((*key, map));
                     }
                     let Some(at) = index.iter().find(|(col, _)| col == key).and_then(|(_, m)| m.get(&key_text(value)))
                     else {
@@ -184,11 +199,12 @@ impl Carried {
                     };
                     for i in at.clone() {
                         let row = Arc::make_mut(&mut rows[i]);
-                        let before: Vec<Option<Value>> = index.iter().map(|(col, _)| row.get(*col).cloned()).collect();
+                        let before: Vec<Option<Value>> =
+                            index.iter().map(|(col, _)| field(row, col.0, col.1).cloned()).collect();
                         changes.apply_to(row);
                         // A changed key column (an id rewrite) moves the row in that column's index.
                         for ((col, map), old) in index.iter_mut().zip(before) {
-                            let new = row.get(*col).cloned();
+                            let new = field(row, col.0, col.1).cloned();
                             if new != old {
                                 if let Some(v) = old.and_then(|o| map.get_mut(&key_text(&o))) {
                                     v.retain(|&j| j != i);
