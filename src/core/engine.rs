@@ -23,6 +23,8 @@ pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>
 #[derive(Clone, Debug)]
 pub struct Engine {
     backend: DbBackend,
+    /// The settings it was opened with (a dedicated writer pool opens with them too).
+    settings: DatabaseSettings,
     reader: DatabaseConnection,
     writer: DatabaseConnection,
     retry: RetryPolicy,
@@ -95,7 +97,7 @@ impl Engine {
         if backend != DbBackend::Sqlite {
             let mut conn = Database::connect(Self::options(settings, settings.pool_size)).await.map_err(connect_err)?;
             observe(&mut conn, backend, settings.slow_ms);
-            return Ok(Engine { backend, reader: conn.clone(), writer: conn, retry });
+            return Ok(Engine { backend, settings: settings.clone(), reader: conn.clone(), writer: conn, retry });
         }
         match sqlite_path(url) {
             Some(path) => {
@@ -111,13 +113,13 @@ impl Engine {
                     .map_err(connect_err)?;
                 observe(&mut writer, backend, settings.slow_ms);
                 observe(&mut reader, backend, settings.slow_ms);
-                Ok(Engine { backend, reader, writer, retry })
+                Ok(Engine { backend, settings: settings.clone(), reader, writer, retry })
             }
             // An in-memory database exists once per connection: one connection serves everything.
             None => {
                 let mut conn = Database::connect(Self::options(settings, 1)).await.map_err(connect_err)?;
                 observe(&mut conn, backend, settings.slow_ms);
-                Ok(Engine { backend, reader: conn.clone(), writer: conn, retry })
+                Ok(Engine { backend, settings: settings.clone(), reader: conn.clone(), writer: conn, retry })
             }
         }
     }
@@ -151,6 +153,31 @@ impl Engine {
                 .statement_cache_capacity(512)
         });
         opt
+    }
+
+    /// For PostgreSQL/MySQL: this engine with writes on a pool of its own, opened on the runtime that calls
+    /// this (a socket is served by the runtime that opened it, and a batch writer on its own thread would
+    /// otherwise wait for the callers' runtime at every round trip). SQLite: this engine (its connections
+    /// run on their own threads already).
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server cannot be reached.
+    pub async fn dedicated_writer(&self, connections: u32) -> Result<Engine> {
+        if self.backend == DbBackend::Sqlite {
+            return Ok(self.clone());
+        }
+        let mut writer = Database::connect(Self::options(&self.settings, connections.max(1))).await.map_err(|e| {
+            Error::Database {
+                op: "connect",
+                message: format!(
+                    "{}: {}",
+                    self.settings.url,
+                    e.to_string().replace(self.settings.url.expose(), &self.settings.url.redacted())
+                ),
+            }
+        })?;
+        observe(&mut writer, self.backend, self.settings.slow_ms);
+        Ok(Engine { writer, ..self.clone() })
     }
 
     /// The backend in use.

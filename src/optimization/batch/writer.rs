@@ -9,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::core::engine::Engine;
 use crate::core::registry::{model_index, models};
 use crate::optimization::cache::WindowEdits;
 use crate::optimization::cache::policy::{Reach, Touched};
@@ -24,11 +25,28 @@ use super::{Job, Shared, collect, executor, fail_queued, lock};
 /// picked up as soon as the database answers. Returns the signal sent when the loop ends.
 pub(super) fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<()> {
     let (done, finished) = oneshot::channel();
-    // Acknowledging runs on the caller's runtime (another core), beside the writer thread.
+    // Acknowledging runs on the callers' runtime (another core), beside the writer.
     let callers = tokio::runtime::Handle::try_current().ok();
     let started = std::thread::Builder::new().name(format!("botdb-writer-{i}")).spawn(move || {
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(writer_loop(shared, i, callers)),
+            Ok(rt) => rt.block_on(async {
+                // PostgreSQL/MySQL: a pool of this runtime's own for the writes (see `dedicated_writer`).
+                match shared.engine.dedicated_writer(1).await {
+                    Ok(engine) => {
+                        writer_loop(shared.clone(), engine.clone(), i, callers).await;
+                        if engine.backend() != sea_orm::DbBackend::Sqlite
+                            && let Err(e) = engine.writer().clone().close().await
+                        {
+                            tracing::warn!(error = %e, "closing the writer's pool failed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the batch writer cannot connect; failing queued writes");
+                        shared.closed.store(true, Ordering::Release);
+                        fail_queued(&shared, "the batch writer could not connect");
+                    }
+                }
+            }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the writer's runtime; failing queued writes");
                 shared.closed.store(true, Ordering::Release);
@@ -50,7 +68,7 @@ pub(super) fn lane_of(model_idx: usize, lanes: usize) -> usize {
     model_idx % lanes.max(1)
 }
 
-async fn writer_loop(s: Arc<Shared>, lane: usize, callers: Option<tokio::runtime::Handle>) {
+async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Option<tokio::runtime::Handle>) {
     // Acknowledging a committed batch (cache invalidation, window carrying, tickets) runs in its own task
     // on the callers' runtime, in commit order, while this loop already runs the next batch (measured: 3 ms
     // of 11 per batch under the load harness; on this thread it only stretched the next flush).
@@ -78,7 +96,7 @@ async fn writer_loop(s: Arc<Shared>, lane: usize, callers: Option<tokio::runtime
         if batch.is_empty() {
             break;
         }
-        let done = run_batch(&s, batch).await;
+        let done = run_batch(&engine, batch).await;
         lock(&s.controller).observe(done.elapsed, done.metas.len(), s.lanes[lane].len());
         if let Err(unsent) = tx.send(done) {
             acknowledge(&s, unsent.0).await;
@@ -133,7 +151,7 @@ struct Executed {
 }
 
 /// Runs one batch in one transaction.
-async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) -> Executed {
+async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     for q in &batch {
         metrics::gauge!("botdb_batch_queue_depth", "priority" => q.priority.label()).decrement(1.0);
     }
@@ -147,7 +165,7 @@ async fn run_batch(s: &Shared, batch: Vec<Queued<Job>>) -> Executed {
     }
     let started = std::time::Instant::now();
     let ops = Arc::new(ops);
-    let outcome = executor::execute(&s.engine, ops.clone()).await;
+    let outcome = executor::execute(engine, ops.clone()).await;
     let elapsed = started.elapsed();
     metrics::histogram!("botdb_batch_flush_seconds").record(elapsed.as_secs_f64());
     metrics::histogram!("botdb_batch_rows").record(metas.len() as f64);
