@@ -26,6 +26,7 @@
 //! | the cache: L1/L2 (moka), lookup, single-flight, coherence on commit | `src/optimization/cache/mod.rs` |
 //! | generation counters (how invalidation stays exact and O(1)) | `src/optimization/cache/generations.rs` |
 //! | partitions, read scope, write reach, recent-history windows | `src/optimization/cache/policy.rs` |
+//! | windows carried across commits (edited in place, not reloaded) | `src/optimization/cache/carry.rs` |
 //! | the Redis tier: breaker, timeouts, shared counters, encoding | `src/optimization/cache/redis.rs` |
 //! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
 //! | cache statistics and metrics | `src/optimization/cache/stats.rs` |
@@ -33,10 +34,13 @@
 //! | the batch scheduler: tickets, bounds, writer tasks, read-your-writes | `src/optimization/batch/mod.rs` |
 //! | priorities and the aging queue | `src/optimization/batch/queue.rs` |
 //! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
-//! | one batch in one transaction: grouping, chunking, isolation | `src/optimization/batch/executor.rs` |
+//! | which writes of a batch share a statement (commutation, grouping) | `src/optimization/batch/plan.rs` |
+//! | one batch in one transaction: chunking, grouped statements, isolation | `src/optimization/batch/executor.rs` |
+//! | writer threads and lanes: collect, execute, acknowledge in commit order | `src/optimization/batch/writer.rs` |
 //! | the writes a ticket can carry | `src/optimization/batch/ops.rs` |
 //! | the `Db` handle, health, `check`, `stats` | `src/api/db.rs` |
 //! | the name-based CRUD (`query`, `save`, `get`, `increment`, …) | `src/api/named.rs` |
+//! | writes that hand back their ticket (`submit_create`, `submit_update`, …) | `src/api/deferred.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
 //! | the compatibility facade | `src/api/compat.rs` |
 //! | the maintenance binary | `src/bin/botdb-admin/` |
@@ -45,8 +49,10 @@
 //! A read: the api validates it into a canonical [`core::exec::Select`]; it waits for queued writes to the same
 //! partition (read-your-writes); the cache answers from L1, L2 or Redis, or loads it once from a reader
 //! connection however many callers miss together. A write: validated first, then queued with a priority; the
-//! caller holds a [`optimization::batch::Ticket`]; one writer collects a batch, runs it in one transaction,
-//! bumps the cache generations of what it touched, and only then resolves the tickets.
+//! caller holds a [`optimization::batch::Ticket`]; a writer thread (one per lane; a model's writes keep one
+//! lane, so they apply in submission order) collects a batch, runs it in one transaction, and hands it to
+//! its acknowledger, which bumps the cache generations of what it touched, carries the recent-history
+//! windows it can edit, and only then resolves the tickets.
 
 //! ## The acknowledgement contract
 //!

@@ -1,8 +1,11 @@
 //! The batch-write scheduler: every write gets a ticket (a future) that resolves only after the transaction
-//! holding it committed. Writers (one on SQLite, a few on PostgreSQL/MySQL) collect queued writes by
-//! priority until the adaptive batch target or the linger deadline, run them in one transaction
-//! (`executor.rs`), invalidate the cache, then resolve the tickets. Queues are bounded by count and bytes: a
-//! full queue makes `submit` wait a bounded time, then fail with [`Error::Overloaded`]. Nothing is dropped.
+//! holding it committed. Writers (one on SQLite, a few on PostgreSQL/MySQL, each on its own thread with its
+//! own queue: a "lane"; a model's writes always take the same lane, so a caller's writes to a model apply in
+//! submission order) collect queued writes by priority until the adaptive batch target or the linger
+//! deadline, plan which share a statement (`plan.rs`), run them in one transaction (`executor.rs`), and hand
+//! the committed batch to an acknowledger that invalidates the cache, then resolves the tickets
+//! (`writer.rs`). Queues are bounded by count and bytes: a full queue makes `submit` wait a bounded time,
+//! then fail with [`Error::Overloaded`]. Nothing is dropped.
 //!
 //! Read-your-writes: [`BatchWriter::wait_for`] returns once every write to a partition (or model) submitted before the call
 //! has resolved, hurrying the writer; reads call it first.
