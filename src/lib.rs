@@ -35,7 +35,8 @@
 //! | priorities and the aging queue | `src/optimization/batch/queue.rs` |
 //! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
 //! | which writes of a batch share a statement (commutation, grouping) | `src/optimization/batch/plan.rs` |
-//! | one batch in one transaction: chunking, grouped statements, isolation | `src/optimization/batch/executor.rs` |
+//! | one batch in one transaction: chunking, isolation of failing writes | `src/optimization/batch/executor.rs` |
+//! | grouped statements: updates, summed increments, upserts | `src/optimization/batch/grouped.rs` |
 //! | writer threads and lanes: collect, execute, acknowledge in commit order | `src/optimization/batch/writer.rs` |
 //! | the writes a ticket can carry | `src/optimization/batch/ops.rs` |
 //! | the `Db` handle, health, `check`, `stats` | `src/api/db.rs` |

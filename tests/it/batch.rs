@@ -23,8 +23,58 @@ backend_tests!(
     a_thousand_concurrent_writers,
     grouped_updates_keep_order_and_isolate_failures,
     increments_of_a_key_are_summed,
-    dependent_writes_submitted_back_to_back_apply_in_order
+    dependent_writes_submitted_back_to_back_apply_in_order,
+    upserts_submitted_together_answer_as_if_alone
 );
+
+/// Upserts of one model queued together (grouped where the backend allows): existing keys updated, missing
+/// keys inserted, a key saved twice sees its first save, a bad row fails alone; each answers its own row.
+async fn upserts_submitted_together_answer_as_if_alone(t: &TestDb) {
+    let db = &t.db;
+    for p in ["u0", "u1", "u2"] {
+        db.create("PersonInfo", &json!({"person_id": p, "platform": "qq", "user_id": p, "nickname": "old"}))
+            .await
+            .unwrap();
+    }
+    let saves = [
+        (json!({"nickname": "n0"}), "u0"),
+        (json!({"nickname": "n1", "know_times": 2.0}), "u1"),
+        (json!({"person_id": "u9", "platform": "qq", "user_id": "new", "nickname": "fresh"}), "u9"),
+        (json!({}), "u2"),
+        (json!({"nickname": "again"}), "u9"),
+        (json!({"nickname": "no platform"}), "u8"),
+        (json!({"nickname": "n2"}), "u2"),
+    ];
+    let calls = saves.iter().map(|(data, key)| {
+        let key = json!(key);
+        async move { db.save("PersonInfo", data, Some(("person_id", &key))).await }
+    });
+    let got = futures_util::future::join_all(calls).await;
+    let nick = |i: usize| got[i].as_ref().unwrap()["nickname"].clone();
+    assert_eq!(
+        [nick(0), nick(1), nick(2), nick(3), nick(4), nick(6)],
+        [json!("n0"), json!("n1"), json!("fresh"), json!("old"), json!("again"), json!("n2")]
+    );
+    assert_eq!(got[1].as_ref().unwrap()["know_times"], json!(2.0));
+    assert!(matches!(got[5], Err(Error::MissingRequired { .. })), "{:?}", got[5]);
+    let rows = db.find("PersonInfo", &json!({}), &["person_id"], None).await.unwrap();
+    let seen: Vec<(Value, Value)> = rows.iter().map(|r| (r["person_id"].clone(), r["nickname"].clone())).collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("u0"), json!("n0")),
+            (json!("u1"), json!("n1")),
+            (json!("u2"), json!("n2")),
+            (json!("u9"), json!("again"))
+        ]
+    );
+    assert_eq!(
+        got[2].as_ref().unwrap()["id"],
+        got[4].as_ref().unwrap()["id"],
+        "the second save of u9 updated the first's row"
+    );
+    assert_eq!(db.batch_stats().unwrap().isolated_writes, 0);
+}
 
 /// A handler submits a message's insert, its updates and an id rewrite without awaiting any of them, then
 /// awaits all the tickets: every write applies in submission order (one writer lane per model, also with

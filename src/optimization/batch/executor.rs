@@ -4,7 +4,6 @@
 //! since any error aborts its transaction): only its own result is an error. Busy/locked errors fail the
 //! whole attempt so the engine retries the batch.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
@@ -18,6 +17,7 @@ use crate::core::value::{Cell, Row};
 use crate::optimization::cache::policy::{Reach, Touched, inserted, partition_column, reach_of};
 use crate::utils::error::{Error, Result};
 
+use super::grouped::{Saved, run_increments, run_saves, run_updates};
 use super::ops::{WriteOp, WriteOutcome};
 use super::plan::{Step, plan};
 
@@ -69,58 +69,28 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                         Step::Inserts(v) => ("insert", v.len()),
                         Step::Updates(v) => ("update", v.len()),
                         Step::Increments(v) => ("increment", v.len()),
+                        Step::Saves(v) => ("save", v.len()),
                         Step::One(_) => ("one", 1),
                     };
                     match step {
-                        Step::Updates(idx) | Step::Increments(idx) if idx.len() > 1 => {
-                            let inc = matches!(ops[idx[0]], WriteOp::Increment { .. });
-                            let run = async |c: &sea_orm::DatabaseTransaction| {
-                                if inc { run_increments(c, &ops, &idx).await } else { run_updates(c, &ops, &idx).await }
-                            };
+                        Step::Inserts(idx) | Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx)
+                            if idx.len() > 1 || kind == "insert" =>
+                        {
+                            let idx = if kind == "insert" { in_index_order(&ops, idx) } else { idx };
+                            let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, kind, &ops, &idx).await;
                             let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
                             match grouped {
-                                Ok((counts, t)) => {
-                                    touched.push(t);
-                                    for (&i, n) in idx.iter().zip(counts) {
-                                        results[i] = Some(Ok(WriteOutcome::Count(n)));
-                                    }
-                                }
-                                Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
-                                // Isolate the failing write(s): one statement each.
-                                Err(e) => {
-                                    tracing::debug!(error = %e, writes = idx.len(), "grouped statement failed; isolating");
-                                    isolated_writes += idx.len();
-                                    for &i in &idx {
-                                        isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
-                                    }
-                                }
-                            }
-                        }
-                        Step::Inserts(mut idx) => {
-                            idx.sort_by(|&a, &b| {
-                                let (ka, kb) = (index_key(&ops[a]), index_key(&ops[b]));
-                                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
-                            });
-                            let rows: Vec<_> = idx
-                                .iter()
-                                .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
-                                .collect();
-                            let many = if pg {
-                                guarded(txn, async |c| exec::insert_many(c, &rows).await).await
-                            } else {
-                                exec::insert_many(txn, &rows).await
-                            };
-                            match many {
                                 Ok(done) => {
-                                    for (&i, row) in idx.iter().zip(done) {
-                                        touched.push(inserted(ops[i].model(), &row));
-                                        results[i] = Some(Ok(WriteOutcome::Row(row)));
+                                    for (&i, (out, t)) in idx.iter().zip(done) {
+                                        touched.extend(t);
+                                        results[i] = Some(out);
                                     }
                                 }
                                 Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
-                                // Isolate the failing row(s): one statement each.
+                                // Each write alone again, one statement each (a write of the failed group that
+                                // already ran set the same values again: harmless).
                                 Err(e) => {
-                                    tracing::debug!(error = %e, writes = idx.len(), "multi-row insert failed; isolating");
+                                    tracing::debug!(error = %e, kind, writes = idx.len(), "grouped statement failed; isolating");
                                     isolated_writes += idx.len();
                                     for &i in &idx {
                                         isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
@@ -128,7 +98,7 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                 }
                             }
                         }
-                        Step::Updates(idx) | Step::Increments(idx) => {
+                        Step::Inserts(idx) | Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx) => {
                             isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
                         }
                         Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
@@ -145,6 +115,44 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
             })
         })
         .await
+}
+
+/// Inserts in index order: their partition (chat, …), then their time.
+fn in_index_order(ops: &[WriteOp], mut idx: Vec<usize>) -> Vec<usize> {
+    idx.sort_by(|&a, &b| {
+        let (ka, kb) = (index_key(&ops[a]), index_key(&ops[b]));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
+    idx
+}
+
+/// The writes `idx` of one group in shared statements: each write's answer and what it touched.
+async fn run_group<C: ConnectionTrait>(c: &C, kind: &str, ops: &[WriteOp], idx: &[usize]) -> Result<Vec<Saved>> {
+    let counts = |(counts, t): (Vec<u64>, Touched)| -> Vec<Saved> {
+        // The group's reach goes with its first write (the batch merges them anyway).
+        let mut t = Some(t);
+        counts.into_iter().map(|n| (Ok(WriteOutcome::Count(n)), t.take().into_iter().collect())).collect()
+    };
+    match kind {
+        "insert" => {
+            let rows: Vec<_> = idx
+                .iter()
+                .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
+                .collect();
+            let done = exec::insert_many(c, &rows).await?;
+            Ok(idx
+                .iter()
+                .zip(done)
+                .map(|(&i, row)| {
+                    let t = inserted(ops[i].model(), &row);
+                    (Ok(WriteOutcome::Row(row)), vec![t])
+                })
+                .collect())
+        }
+        "update" => run_updates(c, ops, idx).await.map(counts),
+        "increment" => run_increments(c, ops, idx).await.map(counts),
+        _ => run_saves(c, ops, idx).await,
+    }
 }
 
 /// Runs one write alone (in a savepoint on PostgreSQL) and records its result in `slot`. Only a busy error
@@ -224,123 +232,6 @@ fn reach_from(
         }
     };
     Touched { model, reach }
-}
-
-/// Items per grouped statement: a `CASE` arm per item is evaluated for every matched row, so groups are cut
-/// into statements of at most this many items.
-const GROUP_CHUNK: usize = 128;
-
-/// Pads `items` by repeating the last one up to the next power of two (at most [`GROUP_CHUNK`]), so grouped
-/// statements come in a few sizes whose prepared statements the driver's cache keeps. A repeated arm is
-/// harmless: `CASE` takes the first match and `IN` ignores duplicates.
-fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
-    let target = items.len().next_power_of_two().min(GROUP_CHUNK.max(items.len()));
-    if let Some(last) = items.last().cloned() {
-        items.resize(target, last);
-    }
-    items
-}
-
-/// Merges the partition values of grouped statements (`None`: too many to list).
-fn reach_of_groups(model: &'static crate::core::registry::ModelDef, parts: Vec<Option<Vec<Value>>>) -> Touched {
-    let mut all: Vec<Value> = Vec::new();
-    for p in parts {
-        let (Some(vs), Some(_)) = (p, partition_column(model)) else {
-            return Touched { model, reach: Reach::Everything };
-        };
-        for v in vs {
-            if !all.contains(&v) {
-                all.push(v);
-            }
-        }
-    }
-    Touched { model, reach: if all.len() > 64 { Reach::Everything } else { Reach::Partitions(all) } }
-}
-
-/// A group of same-shaped updates (see [`super::plan::group_shape`]), in statements of at most
-/// [`GROUP_CHUNK`] items; later items win where keys repeat, as if run in order.
-async fn run_updates<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<(Vec<u64>, Touched)> {
-    let WriteOp::Update { filter, changes } = &ops[idx[0]] else {
-        return Err(Error::InvalidRequest("not an update".into()));
-    };
-    let model = changes.model;
-    let key = filter.conds[0].column;
-    let items: Vec<_> = idx
-        .iter()
-        .filter_map(|&i| match &ops[i] {
-            WriteOp::Update { filter, changes } => Some((&filter.conds[0].values[0], changes)),
-            _ => None,
-        })
-        .collect();
-    let p = partition_column(model);
-    let (mut counts, mut parts) = (Vec::with_capacity(items.len()), Vec::new());
-    // A key's items must share a statement so the latest wins: cut only between keys.
-    for chunk in chunks_by_key(&items, |(k, _)| *k) {
-        let (n, vs) = exec::update_grouped(c, model, key, &padded(chunk.to_vec()), p, 64).await?;
-        counts.extend_from_slice(&n[..chunk.len()]);
-        parts.push(vs);
-    }
-    Ok((counts, reach_of_groups(model, parts)))
-}
-
-/// A group of integer increments of one column by one key column: the deltas of a key summed, one `CASE`
-/// arm per key, in statements of at most [`GROUP_CHUNK`] keys. Each increment answers the rows its key
-/// matched, as it would alone.
-async fn run_increments<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<(Vec<u64>, Touched)> {
-    let WriteOp::Increment { model, filter, column, .. } = &ops[idx[0]] else {
-        return Err(Error::InvalidRequest("not an increment".into()));
-    };
-    let key = filter.conds[0].column;
-    // (key, summed delta) in first-seen order, and each op's key position.
-    let mut sums: Vec<(&Cell, i64)> = Vec::new();
-    let mut pos = Vec::with_capacity(idx.len());
-    for &i in idx {
-        let WriteOp::Increment { filter, delta: Cell::Int(d), .. } = &ops[i] else {
-            return Err(Error::InvalidRequest("not an integer increment".into()));
-        };
-        let k = &filter.conds[0].values[0];
-        match sums.iter().position(|(x, _)| *x == k) {
-            Some(at) => {
-                let sum =
-                    sums[at].1.checked_add(*d).ok_or_else(|| Error::InvalidRequest("increment overflows".into()))?;
-                sums[at].1 = sum;
-                pos.push(at);
-            }
-            None => {
-                pos.push(sums.len());
-                sums.push((k, *d));
-            }
-        }
-    }
-    let p = partition_column(model);
-    let (mut per_key, mut parts) = (Vec::with_capacity(sums.len()), Vec::new());
-    for chunk in sums.chunks(GROUP_CHUNK) {
-        let (n, vs) = exec::increment_grouped(c, model, key, *column, &padded(chunk.to_vec()), p, 64).await?;
-        per_key.extend_from_slice(&n[..chunk.len()]);
-        parts.push(vs);
-    }
-    Ok((pos.into_iter().map(|at| per_key[at]).collect(), reach_of_groups(model, parts)))
-}
-
-/// Cuts `items` into runs of about [`GROUP_CHUNK`] items (longer when a key repeats later), never
-/// splitting the items of one key across runs.
-fn chunks_by_key<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
-    let mut last: HashMap<K, usize> = HashMap::with_capacity(items.len());
-    for (i, x) in items.iter().enumerate() {
-        last.insert(key(x), i);
-    }
-    let mut out = Vec::new();
-    let (mut start, mut j, mut end) = (0, 0, GROUP_CHUNK.min(items.len()));
-    while start < items.len() {
-        while j < end {
-            end = end.max(last[&key(&items[j])] + 1);
-            j += 1;
-        }
-        out.push(&items[start..end]);
-        start = end;
-        end = (start + GROUP_CHUNK).min(items.len());
-    }
-    out
 }
 
 /// One non-grouped write.

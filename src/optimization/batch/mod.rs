@@ -12,6 +12,7 @@
 
 pub mod controller;
 pub mod executor;
+mod grouped;
 pub mod ops;
 pub mod plan;
 pub mod queue;

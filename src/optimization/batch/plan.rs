@@ -21,6 +21,8 @@ pub enum Step {
     Updates(Vec<usize>),
     /// Integer increments of one column by one key column.
     Increments(Vec<usize>),
+    /// Upserts of one model by one key column, each key once.
+    Saves(Vec<usize>),
     /// One write alone.
     One(usize),
 }
@@ -28,13 +30,13 @@ pub enum Step {
 impl Step {
     fn members(&self) -> &[usize] {
         match self {
-            Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) => v,
+            Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) | Step::Saves(v) => v,
             Step::One(i) => std::slice::from_ref(i),
         }
     }
 
     fn push(&mut self, i: usize) {
-        if let Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) = self {
+        if let Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) | Step::Saves(v) = self {
             v.push(i);
         }
     }
@@ -50,6 +52,8 @@ enum Group {
     Update(Shape),
     /// (model, key column, incremented column).
     Increment(usize, usize, usize),
+    /// (model, key column) of an upsert.
+    Save(usize, usize),
 }
 
 /// The one equality condition of a filter that is exactly `key = value`, if it is.
@@ -78,6 +82,17 @@ fn group_of(op: &WriteOp, group_updates: bool) -> Option<Group> {
             (key != *column && model.col(*column).kind == Kind::Int)
                 .then(|| Group::Increment(model_index(model), key, *column))
         }
+        WriteOp::Save { model, key, .. } if group_updates => {
+            single_key(key).map(|(col, _)| Group::Save(model_index(model), col))
+        }
+        _ => None,
+    }
+}
+
+/// The key value of an upsert.
+fn save_key(op: &WriteOp) -> Option<&Cell> {
+    match op {
+        WriteOp::Save { key, .. } => single_key(key).map(|(_, v)| v),
         _ => None,
     }
 }
@@ -151,8 +166,11 @@ pub fn plan(ops: &[WriteOp], group_updates: bool, mysql: bool) -> Vec<Step> {
             continue;
         };
         if let Some(&s) = open.get(&group) {
+            // An upsert group holds each key once: a repeated key needs the first one's row.
+            let repeated = matches!(group, Group::Save(..))
+                && steps[s].members().iter().any(|&j| save_key(&ops[j]) == save_key(op));
             let later: Vec<usize> = steps[s + 1..].iter().flat_map(|st| st.members().iter().copied()).collect();
-            if later.len() <= MAX_CHECKS && later.iter().all(|&j| commute(&ops[j], op, mysql)) {
+            if !repeated && later.len() <= MAX_CHECKS && later.iter().all(|&j| commute(&ops[j], op, mysql)) {
                 steps[s].push(i);
                 continue;
             }
@@ -162,6 +180,7 @@ pub fn plan(ops: &[WriteOp], group_updates: bool, mysql: bool) -> Vec<Step> {
             Group::Insert(_) => Step::Inserts(vec![i]),
             Group::Update(_) => Step::Updates(vec![i]),
             Group::Increment(..) => Step::Increments(vec![i]),
+            Group::Save(..) => Step::Saves(vec![i]),
         });
     }
     steps
