@@ -252,7 +252,9 @@ pub struct BatchSettings {
     /// Route writes of the name-based, typed and compatibility APIs through the scheduler. `false`: every
     /// write is its own transaction (also available per handle with `Db::direct()`). Default: true.
     pub enabled: bool,
-    /// Writer tasks; 0 = automatic (1 on SQLite, which has one writer connection; 4 elsewhere). Default: 0.
+    /// Writer lanes, a thread each (and on PostgreSQL/MySQL a write connection each); a model's writes always
+    /// take the same lane, so they apply in submission order. 0 = automatic (1 on SQLite, which has one writer
+    /// connection; 4 elsewhere). Default: 0.
     pub writers: usize,
     /// Lower bound of the adaptive batch target, in writes. Default: 32.
     pub min_batch_rows: usize,
