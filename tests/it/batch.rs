@@ -280,6 +280,18 @@ async fn a_poisoned_row_fails_alone(t: &TestDb) {
     let rows = db.find("PermissionNodes", &json!({}), &[], None).await.unwrap();
     assert_eq!(rows.len(), 51);
     assert!(!rows.iter().any(|r| r["node_name"] == "null"));
+    // Two inserts of one unique path in one batch, the later one sorting first in index order (by hash):
+    // the first submitted wins, as it would run alone.
+    let images = registry::model("Images").unwrap();
+    let image = |hash: &str| {
+        let data = json!({"image_id": hash, "emoji_hash": hash, "description": "d", "path": "same", "count": 1,
+            "timestamp": 1.0, "type": "emoji"});
+        WriteOp::Insert(NewRow::parse(images, &data).unwrap())
+    };
+    let first = db.submit(image("zzz"), Priority::Normal).await.unwrap();
+    let second = db.submit(image("aaa"), Priority::Normal).await.unwrap();
+    assert_eq!(first.await.unwrap().into_row().unwrap()["emoji_hash"], json!("zzz"));
+    assert!(matches!(second.await, Err(Error::Constraint { .. })));
 }
 
 async fn inserts_at_and_above_the_bind_limit(t: &TestDb) {

@@ -92,7 +92,10 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                 Err(e) => {
                                     tracing::debug!(error = %e, kind, writes = idx.len(), "grouped statement failed; isolating");
                                     isolated_writes += idx.len();
-                                    for &i in &idx {
+                                    // In submission order: of two inserts of one unique key, the first wins.
+                                    let mut alone = idx.clone();
+                                    alone.sort_unstable();
+                                    for &i in &alone {
                                         isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
                                     }
                                 }
