@@ -65,19 +65,19 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                 let mut isolated_writes = 0;
                 for step in plan(&ops, backend != DbBackend::MySql, backend == DbBackend::MySql) {
                     let started = std::time::Instant::now();
-                    let (kind, members) = match &step {
-                        Step::Inserts(v) => ("insert", v.len()),
-                        Step::Updates(v) => ("update", v.len()),
-                        Step::Increments(v) => ("increment", v.len()),
-                        Step::Saves(v) => ("save", v.len()),
-                        Step::One(_) => ("one", 1),
-                    };
+                    let (kind, members) = (step.kind(), step.members().len());
                     match step {
-                        Step::Inserts(idx) | Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx)
-                            if idx.len() > 1 || kind == "insert" =>
-                        {
-                            let idx = if kind == "insert" { in_index_order(&ops, idx) } else { idx };
-                            let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, kind, &ops, &idx).await;
+                        Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
+                        // A lone update, increment or upsert: its own statement(s).
+                        Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx) if idx.len() == 1 => {
+                            isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
+                        }
+                        group => {
+                            let idx = match &group {
+                                Step::Inserts(idx) => in_index_order(&ops, idx.clone()),
+                                other => other.members().to_vec(),
+                            };
+                            let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &group, &ops, &idx).await;
                             let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
                             match grouped {
                                 Ok(done) => {
@@ -101,10 +101,6 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                                 }
                             }
                         }
-                        Step::Inserts(idx) | Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx) => {
-                            isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
-                        }
-                        Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
                     }
                     tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
@@ -130,14 +126,14 @@ fn in_index_order(ops: &[WriteOp], mut idx: Vec<usize>) -> Vec<usize> {
 }
 
 /// The writes `idx` of one group in shared statements: each write's answer and what it touched.
-async fn run_group<C: ConnectionTrait>(c: &C, kind: &str, ops: &[WriteOp], idx: &[usize]) -> Result<Vec<Saved>> {
+async fn run_group<C: ConnectionTrait>(c: &C, step: &Step, ops: &[WriteOp], idx: &[usize]) -> Result<Vec<Saved>> {
     let counts = |(counts, t): (Vec<u64>, Touched)| -> Vec<Saved> {
         // The group's reach goes with its first write (the batch merges them anyway).
         let mut t = Some(t);
         counts.into_iter().map(|n| (Ok(WriteOutcome::Count(n)), t.take().into_iter().collect())).collect()
     };
-    match kind {
-        "insert" => {
+    match step {
+        Step::Inserts(_) => {
             let rows: Vec<_> = idx
                 .iter()
                 .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
@@ -152,9 +148,10 @@ async fn run_group<C: ConnectionTrait>(c: &C, kind: &str, ops: &[WriteOp], idx: 
                 })
                 .collect())
         }
-        "update" => run_updates(c, ops, idx).await.map(counts),
-        "increment" => run_increments(c, ops, idx).await.map(counts),
-        _ => run_saves(c, ops, idx).await,
+        Step::Updates(_) => run_updates(c, ops, idx).await.map(counts),
+        Step::Increments(_) => run_increments(c, ops, idx).await.map(counts),
+        Step::Saves(_) => run_saves(c, ops, idx).await,
+        Step::One(i) => Err(Error::InvalidRequest(format!("write {i} is not a group"))),
     }
 }
 

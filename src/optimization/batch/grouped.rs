@@ -157,8 +157,7 @@ pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &
     let model: &'static crate::core::registry::ModelDef = model;
     let kcol = key.conds[0].column;
     let kname = model.col(kcol).name;
-    let keys: Vec<Cell> =
-        idx.iter().filter_map(|&i| super::plan::single_key(save_filter(&ops[i])?).map(|(_, v)| v.clone())).collect();
+    let keys: Vec<Cell> = idx.iter().filter_map(|&i| super::plan::save_key(&ops[i]).cloned()).collect();
     let filter = Filter {
         conds: vec![crate::core::filter::Condition1 { column: kcol, op: crate::core::filter::Op::In, values: keys }],
     };
@@ -209,11 +208,4 @@ pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &
     out.into_iter()
         .map(|o| o.ok_or_else(|| Error::Database { op: "save", message: "upsert not planned".into() }))
         .collect()
-}
-
-fn save_filter(op: &WriteOp) -> Option<&Filter> {
-    match op {
-        WriteOp::Save { key, .. } => Some(key),
-        _ => None,
-    }
 }

@@ -28,7 +28,19 @@ pub enum Step {
 }
 
 impl Step {
-    fn members(&self) -> &[usize] {
+    /// Its kind, as logs and metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Inserts(_) => "insert",
+            Step::Updates(_) => "update",
+            Step::Increments(_) => "increment",
+            Step::Saves(_) => "save",
+            Step::One(_) => "one",
+        }
+    }
+
+    /// The writes it holds.
+    pub fn members(&self) -> &[usize] {
         match self {
             Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) | Step::Saves(v) => v,
             Step::One(i) => std::slice::from_ref(i),
@@ -90,7 +102,7 @@ fn group_of(op: &WriteOp, group_updates: bool) -> Option<Group> {
 }
 
 /// The key value of an upsert.
-fn save_key(op: &WriteOp) -> Option<&Cell> {
+pub fn save_key(op: &WriteOp) -> Option<&Cell> {
     match op {
         WriteOp::Save { key, .. } => single_key(key).map(|(_, v)| v),
         _ => None,
