@@ -35,7 +35,7 @@ fn chat(i: usize) -> String {
 
 async fn seed(db: &Db) {
     common::seed_people(db, PEOPLE).await;
-    let w = db.engine().writer();
+    let w = botdb::testing::engine(&db).writer();
     for c in 0..CHATS {
         let rows: Vec<String> = (0..PER_CHAT)
             .map(|i| {
@@ -147,13 +147,13 @@ fn cache(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&rt, &dir, None);
     rt.block_on(seed(&db));
-    let conn = db.engine().reader().clone();
+    let conn = botdb::testing::engine(&db).reader().clone();
     let mut r = Reads { db, conn, i: 0 };
     report(&rt, &mut r, "");
     println!("  cache: {:?}", r.db.cache_stats());
     if let Ok(url) = std::env::var("BOTDB_BENCH_REDIS_URL") {
         let db = open(&rt, &dir, Some(&url));
-        let conn = db.engine().reader().clone();
+        let conn = botdb::testing::engine(&db).reader().clone();
         let mut rr = Reads { db, conn, i: 0 };
         report(&rt, &mut rr, "[redis only] ");
         println!("  cache: {:?}", rr.db.cache_stats());

@@ -4,14 +4,14 @@
 
 use std::hint::black_box;
 
-use botdb::core::exec::Select;
-use botdb::core::registry;
+use botdb::model;
 use botdb::sea_orm::DbBackend;
+use botdb::testing::Select;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
 fn filter(c: &mut Criterion) {
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let history = json!({"chat_id": "f".repeat(64), "time": {"$lt": 1.75e9}});
     let order = ["-time".to_owned()];
     let mut g = c.benchmark_group("filter");
@@ -29,14 +29,14 @@ fn filter(c: &mut Criterion) {
 }
 
 fn flush(c: &mut Criterion) {
-    use botdb::core::data::NewRow;
-    use botdb::optimization::batch::{executor, ops::WriteOp};
+    use botdb::testing::NewRow;
+    use botdb::testing::{WriteOp, executor};
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut s = botdb::Settings::for_url(format!("sqlite://{}/f.sqlite?mode=rwc", dir.path().display()));
     s.preload.enabled = false;
     let db = rt.block_on(botdb::Db::open(s)).unwrap();
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let mut n = 0u64;
     let mut g = c.benchmark_group("batch");
     g.sample_size(30);
@@ -53,7 +53,7 @@ fn flush(c: &mut Criterion) {
                     WriteOp::Insert(NewRow::parse(m, &row).unwrap())
                 })
                 .collect();
-            let engine = db.engine().clone();
+            let engine = botdb::testing::engine(&db).clone();
             async move { black_box(executor::execute(&engine, std::sync::Arc::new(ops)).await.unwrap()) }
         })
     });

@@ -44,7 +44,7 @@ fn point_read(c: &mut Criterion) {
             async move { black_box(db.find_one("PersonInfo", &filter, &[]).await.unwrap().unwrap()) }
         })
     });
-    let conn = db.engine().reader().clone();
+    let conn = botdb::testing::engine(&db).reader().clone();
     g.bench_function("sea_orm_find_filter_one", |b| {
         b.to_async(&rt).iter(|| {
             i = (i + 7919) % PEOPLE;

@@ -111,7 +111,7 @@ fn main() {
         let (mut one, mut many) = (f64::NAN, f64::NAN);
         if !only_botdb {
         let base = open(&dir, "a").await;
-        let conn = base.engine().reader().clone();
+        let conn = botdb::testing::engine(&base).reader().clone();
         one = closed_loop(move |w, n| {
             let conn = conn.clone();
             async move {
@@ -123,7 +123,7 @@ fn main() {
         println!("(a) sea-orm, one insert per call:        {one:>10.0} rows/s");
 
         let base = open(&dir, "b").await;
-        let conn = base.engine().writer().clone();
+        let conn = botdb::testing::engine(&base).writer().clone();
         let start = Instant::now();
         let mut many_rows = 0u64;
         let mut n = 0u64;
@@ -142,21 +142,21 @@ fn main() {
         if only_botdb {
             // Diagnostic: botdb's executor alone, 64-row batches, one task, no callers competing for the CPU.
             let db = open(&dir, "x").await;
-            let m = botdb::core::registry::model("Messages").unwrap();
+            let m = botdb::model("Messages").unwrap();
             let start = Instant::now();
             let mut rows = 0u64;
             let mut t_parse = Duration::ZERO;
             while start.elapsed() < secs() {
                 let t0 = Instant::now();
                 let ops: Vec<_> = (0..64)
-                    .map(|i| botdb::optimization::batch::ops::WriteOp::Insert(botdb::core::data::NewRow::parse(m, &data(i, rows + i as u64)).unwrap()))
+                    .map(|i| botdb::testing::WriteOp::Insert(botdb::testing::NewRow::parse(m, &data(i, rows + i as u64)).unwrap()))
                     .collect();
                 t_parse += t0.elapsed();
-                botdb::optimization::batch::executor::execute(db.engine(), Arc::new(ops)).await.unwrap();
+                botdb::testing::executor::execute(botdb::testing::engine(&db), Arc::new(ops)).await.unwrap();
                 rows += 64;
             }
             let el = start.elapsed().as_secs_f64();
-            let conn = db.engine().writer().clone();
+            let conn = botdb::testing::engine(&db).writer().clone();
             let s2 = Instant::now();
             let mut r2 = 0u64;
             while s2.elapsed() < secs() {
@@ -201,12 +201,12 @@ fn main() {
         let piped = closed_loop(move |w, n| {
             let d = d.clone();
             async move {
-                let m = botdb::core::registry::model("Messages").unwrap();
+                let m = botdb::model("Messages").unwrap();
                 let mut tickets = Vec::with_capacity(32);
                 for k in 0..32 {
-                    let row = botdb::core::data::NewRow::parse(m, &data(w, n * 32 + k)).unwrap();
-                    let op = botdb::optimization::batch::ops::WriteOp::Insert(row);
-                    tickets.push(d.submit(op, botdb::optimization::batch::Priority::Normal).await.unwrap());
+                    let row = botdb::testing::NewRow::parse(m, &data(w, n * 32 + k)).unwrap();
+                    let op = botdb::testing::WriteOp::Insert(row);
+                    tickets.push(d.submit(op, botdb::Priority::Normal).await.unwrap());
                 }
                 for t in tickets {
                     t.await.unwrap();

@@ -46,7 +46,7 @@ EXTRA_INDEXES = {
 def parse():
     text = SPEC.read_text(encoding="utf-8")
     models = []
-    for m in re.finditer(r"^### `(\w+)` → table `(\w+)`\n(.*?)(?=^### |\Z)", text, re.S | re.M):
+    for m in re.finditer(r"^### `(\w+)` → table `(\w+)`\n(.*?)(?=^##|\Z)", text, re.S | re.M):
         name, table, body = m.group(1), m.group(2), m.group(3)
         cols = []
         for line in body.splitlines():
@@ -63,7 +63,45 @@ def parse():
             indexes.append((im.group(1), [c.strip() for c in im.group(2).split(",")], bool(im.group(3))))
         table_unique = [u.strip() for u in re.findall(r"table-level UNIQUE\((\w+)\)", body)]
         models.append(dict(name=name, table=table, cols=cols, indexes=indexes, table_unique=table_unique))
+    annotate(models, text)
     return models
+
+
+PRIORITIES = {"critical": "Critical", "high": "High", "normal": "Normal", "low": "Low"}
+PRELOAD = {"history": "History", "chat": "Chat", "speaker": "Speaker", "relationship": "Relationship"}
+ON_INSERT = {"warm-partition"}
+
+
+def annotate(models, text):
+    """Reads the `## botdb annotations` table into each model; a name that does not exist is an error."""
+    section = text.split("\n## botdb annotations\n", 1)
+    if len(section) != 2:
+        raise SystemExit("docs/schema.md has no `## botdb annotations` section")
+    by_name = {m["name"]: m for m in models}
+    for m in models:
+        m.update(partition=None, order=None, priority="Normal", warm=False, preload=None)
+    for line in section[1].splitlines():
+        if not line.startswith("| ") or line.startswith("| model"):
+            continue
+        name, part, order, prio, on_insert, preload = [c.strip() for c in line.strip().strip("|").split("|")]
+        if name not in by_name:
+            raise SystemExit(f"annotation names unknown model `{name}`")
+        m = by_name[name]
+        cols = {c["name"]: c for c in m["cols"]}
+        for col in (part, order):
+            if col and col not in cols:
+                raise SystemExit(f"annotation of `{name}` names unknown column `{col}`")
+        if order and kind(cols[order]) != "Float":
+            raise SystemExit(f"order column `{name}.{order}` must be a FLOAT time")
+        if prio not in PRIORITIES or (on_insert and on_insert not in ON_INSERT) or (preload and preload not in PRELOAD):
+            raise SystemExit(f"annotation of `{name}`: bad priority, on-insert or preload value")
+        if (on_insert or preload) and not part:
+            raise SystemExit(f"annotation of `{name}`: on insert and preload need a partition column")
+        m.update(partition=part or None, order=order or None, priority=PRIORITIES[prio], warm=bool(on_insert),
+                 preload=PRELOAD.get(preload))
+    roles = [m["preload"] for m in models if m["preload"]]
+    if sorted(roles) != sorted(PRELOAD.values()):
+        raise SystemExit(f"every preload role must be held by exactly one model, got {roles}")
 
 
 def kind(col):
@@ -212,13 +250,18 @@ def gen_migration(models):
 
 
 def gen_registry(models):
-    lines = ["//! The 25 models' static metadata, generated from `docs/schema.md` by `scripts/gen_schema.py`.",
+    lines = ["//! The models' static metadata, generated from `docs/schema.md` by `scripts/gen_schema.py`.",
              "",
-             "use super::{ColumnDef, DefaultValue, Key, Kind, ModelDef};",
+             "use super::{ColumnDef, DefaultValue, Key, Kind, ModelDef, PreloadRole, Priority};",
+             "",
+             "/// How many models the mapping has.",
+             "pub(crate) const MODEL_COUNT: usize = %d;" % len(models),
              "",
              "/// The model mapping, in the order of `schema.md`.",
-             "pub(super) static MODELS: [ModelDef; %d] = [" % len(models)]
-    for m in models:
+             "pub(super) static MODELS: [ModelDef; MODEL_COUNT] = ["]
+    for i, m in enumerate(models):
+        names = [c["name"] for c in m["cols"]]
+        opt_col = lambda c: f"Some({names.index(c)})" if c else "None"
         on_update = [c["name"] for c in m["cols"] if "on every update" in c["default"]]
         unique_idx = {tuple(cs) for (_, cs, u) in m["indexes"] if u}
         lines.append("    ModelDef {")
@@ -241,6 +284,12 @@ def gen_registry(models):
         lines.append(f"        keys: &[{keys}],")
         ou = ", ".join(f'"{x}"' for x in on_update)
         lines.append(f"        touch_on_update: &[{ou}],")
+        lines.append(f"        index: {i},")
+        lines.append(f"        partition: {opt_col(m['partition'])},")
+        lines.append(f"        order: {opt_col(m['order'])},")
+        lines.append(f"        priority: Priority::{m['priority']},")
+        lines.append(f"        warm_on_insert: {str(m['warm']).lower()},")
+        lines.append(f"        preload: {'Some(PreloadRole::%s)' % m['preload'] if m['preload'] else 'None'},")
         lines.append("    },")
     lines.append("];")
     p = ROOT / "src" / "core" / "registry" / "models.rs"

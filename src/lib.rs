@@ -77,25 +77,57 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("botdb needs at least one backend feature: sqlite, postgres or mysql");
+
+mod api;
 pub mod config;
-pub mod core;
-pub mod optimization;
-pub mod utils;
+mod core;
+mod optimization;
+mod utils;
 
 pub use entities;
 pub use sea_orm;
 
 pub use api::compat::{self, ActionInfo, Compat, MODEL_MAPPING};
-pub use api::db::{CheckReport, Db, Health, TableStats};
+pub use api::db::{CheckReport, Db, Health, HealthStatus, TableStats};
 pub use api::named::{QueryOutput, QueryRequest, QueryType};
 pub use api::typed::Where;
 pub use config::{DatabaseSettings, DatabaseUrl, Settings, Synchronous};
+pub use core::migrate::MigrationState;
+pub use core::registry::{ColumnDef, DefaultValue, Key, Kind, ModelDef, model, models};
 pub use core::value::{Row, Rows};
-pub use optimization::cache::CacheStats;
+pub use optimization::batch::{BatchStats, Priority, Ticket, WriteOutcome};
+pub use optimization::cache::{CacheStats, PartState};
+pub use optimization::preload::PreloadReport;
 pub use utils::error::{Error, Result};
 
 /// The names most callers need.
 pub mod prelude {
     pub use crate::{ActionInfo, Db, Error, QueryOutput, QueryRequest, QueryType, Result, Row, Settings, Where};
+}
+
+/// Internals for botdb's own integration tests and benchmarks. **Not part of the API**: no stability promise,
+/// and the binaries never use it.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::core::data::{Changes, NewRow};
+    pub use crate::core::engine::Engine;
+    pub use crate::core::exec::{self, Select};
+    pub use crate::core::filter::Filter;
+    pub use crate::core::value::Cell;
+    pub use crate::optimization::batch::WriteOp;
+    pub use crate::optimization::batch::executor;
+    pub use crate::optimization::cache::{Cache, Loader, Reach, Touched};
+    pub use crate::utils::time;
+
+    /// The engine under a handle.
+    pub fn engine(db: &crate::Db) -> &Engine {
+        db.engine()
+    }
+
+    /// The cache under a handle.
+    pub fn cache(db: &crate::Db) -> &Cache {
+        db.cache()
+    }
 }

@@ -12,7 +12,7 @@ use crate::schema_v1::{TABLES, TableV1};
 
 /// Creates (or adopts) the 25 tables and their indexes.
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(crate) struct Migration;
 
 /// The column type to write for `backend`, from the SQLite and PostgreSQL types of `schema.md`.
 fn column_type(backend: DbBackend, sqlite: &str, pg: &str) -> String {

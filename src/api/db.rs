@@ -1,20 +1,22 @@
-//! The `Db` handle: one cheap-to-clone value that owns the engine (and, in later layers, the cache and the
-//! batch writer). Build it with [`Db::open`], end it with [`Db::shutdown`].
+//! The `Db` handle: one cheap-to-clone value that owns the optimization layer's [`Store`] (engine, cache,
+//! batch writer) and the background tasks. Build it with [`Db::open`], end it with [`Db::shutdown`].
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
 use crate::config::Settings;
 use crate::core::engine::Engine;
-use crate::core::exec::{self, Select};
 use crate::core::migrate::{self, MigrationState};
-use crate::core::registry;
-use crate::core::value::{Row, Rows};
-use crate::optimization::batch::{BatchStats, BatchWriter, Priority, Ticket, ops::WriteOp};
-use crate::optimization::cache::{Cache, CacheStats};
-use crate::optimization::preload::{self, PreloadReport};
+use crate::core::registry::{self, Priority};
+use crate::optimization::batch::{BatchStats, BatchWriter, Ticket, WriteOp};
+use crate::optimization::cache::{Cache, CacheStats, PartState};
+use crate::optimization::preload::PreloadReport;
+use crate::optimization::store::Store;
 use crate::utils::error::{Error, Result};
 
 /// The botdb handle. Cheap to clone (an `Arc` inside); create one per database and share it.
@@ -27,32 +29,22 @@ pub struct Db {
 
 #[derive(Debug)]
 struct Inner {
-    engine: Engine,
+    store: Store,
     settings: Settings,
-    cache: Cache,
-    batch: Option<BatchWriter>,
-    /// Samples the pool gauges every second.
-    sampler: tokio::task::JoinHandle<()>,
-    /// Refreshes the most active chats ahead of expiry (when `preload.refresh_ms` > 0).
-    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Chats warmed recently because a message was written to them.
-    warmed: moka::sync::Cache<String, ()>,
-    /// Bounds background warm-ups.
-    warming: Arc<tokio::sync::Semaphore>,
+    /// The periodic jobs: the pool-gauge sampler and (when `preload.refresh_ms` > 0) the refresher of the
+    /// most active chats. Stopped by [`Db::shutdown`], or aborted when the last handle drops.
+    jobs: std::sync::Mutex<JoinSet<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.sampler.abort();
-        if let Some(h) = self.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-            h.abort();
-        }
+        self.jobs.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).abort_all();
     }
 }
 
 /// Publishes `botdb_pool_connections{pool, state}` every second while the engine lives.
-fn sample_pools(engine: Engine) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+fn sample_pools(engine: Engine) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -61,7 +53,24 @@ fn sample_pools(engine: Engine) -> tokio::task::JoinHandle<()> {
                 metrics::gauge!("botdb_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
             }
         }
-    })
+    }
+}
+
+/// Reloads the most active chats' entries every `every`, ahead of their expiry, while a handle lives.
+fn refresh_active(weak: std::sync::Weak<Inner>, every: Duration) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            let store = inner.store.clone();
+            drop(inner);
+            if let Err(e) = store.preload(None, true).await {
+                tracing::debug!(error = %e, "cache refresh failed");
+            }
+        }
+    }
 }
 
 /// Rows and (SQLite) size of one table.
@@ -77,17 +86,29 @@ pub struct TableStats {
     pub bytes: Option<u64>,
 }
 
+/// The overall verdict of [`Db::health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Everything configured is up.
+    Ok,
+    /// The database is up; Redis is not (reads skip it).
+    Degraded,
+    /// The database is not answering.
+    Down,
+}
+
 /// The result of [`Db::health`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
-    /// `ok` (everything up), `degraded` (the database is up, Redis is not) or `down` (the database is not).
-    pub status: &'static str,
-    /// `up` or `down`: a trivial query answered within 2 s.
-    pub database: &'static str,
+    /// The verdict: ok, degraded (the database is up, Redis is not) or down (the database is not).
+    pub status: HealthStatus,
+    /// Up or down: a trivial query answered within 2 s.
+    pub database: PartState,
     /// How long that query took, in ms.
     pub database_ms: f64,
-    /// `up`, `degraded` (breaker open or not yet synchronised: reads skip it) or `absent`.
-    pub redis: &'static str,
+    /// Up, degraded (breaker open or not yet synchronised: reads skip it) or absent.
+    pub redis: PartState,
     /// Writes queued or running in the batch scheduler.
     pub queued_writes: usize,
     /// How long ago the last batch committed, in ms (none before the first).
@@ -115,51 +136,27 @@ impl CheckReport {
 }
 
 impl Db {
-    /// Connects and, unless `database.run_migrations` is false, applies pending migrations.
+    /// Connects and, unless `database.run_migrations` is false, applies pending migrations; starts the
+    /// batch writer, the periodic jobs and (with `preload.enabled`) warms the cache.
     ///
     /// # Errors
-    /// [`Error::Config`], [`Error::Database`] or [`Error::Migration`].
+    /// [`Error::Config`], [`Error::Database`] (also when a batch writer cannot start) or [`Error::Migration`].
     pub async fn open(settings: Settings) -> Result<Db> {
         let engine = Engine::connect(&settings.database).await?;
         if settings.database.run_migrations {
             migrate::up(engine.writer(), None).await?;
         }
-        let cache = Cache::new(&settings.cache)?;
-        tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = cache.redis_state(), "botdb opened");
-        let batch = settings.batch.enabled.then(|| BatchWriter::start(engine.clone(), cache.clone(), &settings.batch));
-        let sampler = sample_pools(engine.clone());
-        let warming = Arc::new(tokio::sync::Semaphore::new(settings.preload.concurrency.max(1)));
-        let warmed =
-            moka::sync::Cache::builder().max_capacity(10_000).time_to_live(std::time::Duration::from_secs(600)).build();
-        let inner = Inner { engine, settings, cache, batch, sampler, refresher: Default::default(), warmed, warming };
-        let db = Db { inner: Arc::new(inner), direct: false };
-        let every = db.settings().preload.refresh_ms;
-        if db.settings().preload.enabled && every > 0 {
-            let weak = Arc::downgrade(&db.inner);
-            let handle = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let Some(inner) = weak.upgrade() else { return };
-                    let db = Db { inner, direct: false };
-                    let (load, s) = (db.loader(), db.settings());
-                    let r = preload::warm(
-                        db.cache(),
-                        db.engine().reader(),
-                        &s.preload,
-                        s.cache.window_rows,
-                        None,
-                        &load,
-                        true,
-                    );
-                    if let Err(e) = r.await {
-                        tracing::debug!(error = %e, "cache refresh failed");
-                    }
-                }
-            });
-            *db.inner.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+        let store = Store::open(engine.clone(), settings.clone()).await?;
+        tracing::info!(url = %settings.database.url, backend = ?engine.backend(), redis = %store.cache().redis_state(), "botdb opened");
+        let mut jobs = JoinSet::new();
+        jobs.spawn(sample_pools(engine));
+        let inner = Arc::new(Inner { store, settings, jobs: std::sync::Mutex::new(JoinSet::new()) });
+        let every = inner.settings.preload.refresh_ms;
+        if inner.settings.preload.enabled && every > 0 {
+            jobs.spawn(refresh_active(Arc::downgrade(&inner), Duration::from_millis(every)));
         }
+        *inner.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs;
+        let db = Db { inner, direct: false };
         if db.settings().preload.enabled && db.settings().database.run_migrations {
             match db.preload(None).await {
                 Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
@@ -176,49 +173,63 @@ impl Db {
         Db { inner: self.inner.clone(), direct: true }
     }
 
-    /// The batch scheduler writes go through, unless disabled or this handle is [`Db::direct`].
-    pub(crate) fn batch(&self) -> Option<&BatchWriter> {
-        if self.direct { None } else { self.inner.batch.as_ref() }
+    /// The optimization layer: every read and write goes through it.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Whether this handle bypasses the scheduler.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
     }
 
     /// Queues a validated write with `priority` and returns its ticket (awaiting it yields the committed
-    /// outcome; dropping it does not cancel the write). Without a scheduler the write runs now.
+    /// outcome; dropping it does not cancel the write). For botdb's own tests.
     ///
     /// # Errors
-    /// [`Error::Overloaded`], [`Error::ShuttingDown`].
+    /// [`Error::Overloaded`], [`Error::ShuttingDown`], or [`Error::InvalidRequest`] for an inconsistent write.
+    #[doc(hidden)]
     pub async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
-        match self.inner.batch.as_ref() {
-            Some(b) => b.submit(op, priority).await,
-            None => Err(Error::InvalidRequest("the batch scheduler is disabled (batch.enabled = false)".into())),
-        }
+        self.store().submit(op, Some(priority), self.direct).await
     }
 
     /// Returns once every write submitted before this call has committed (or failed).
     pub async fn flush(&self) {
-        if let Some(b) = &self.inner.batch {
+        if let Some(b) = self.store().batch() {
             b.flush().await;
         }
     }
 
     /// Batch scheduler statistics (none when it is disabled).
     pub fn batch_stats(&self) -> Option<BatchStats> {
-        self.inner.batch.as_ref().map(BatchWriter::stats)
+        self.store().batch().map(BatchWriter::stats)
     }
 
     /// The read cache.
-    pub fn cache(&self) -> &Cache {
-        &self.inner.cache
+    pub(crate) fn cache(&self) -> &Cache {
+        self.store().cache()
+    }
+
+    /// The Redis tier's state: absent (not configured), up, or degraded (breaker open or not yet
+    /// synchronised: reads skip it).
+    pub fn redis_state(&self) -> PartState {
+        self.cache().redis_state()
     }
 
     /// Cache statistics since this handle opened.
     pub fn cache_stats(&self) -> CacheStats {
-        self.inner.cache.stats()
+        self.cache().stats()
+    }
+
+    /// Statistics that running processes published to Redis (empty without Redis).
+    pub async fn published_cache_stats(&self) -> Vec<serde_json::Value> {
+        self.cache().published_stats().await
     }
 
     /// Drops every cached entry here and, with Redis, in every process sharing it. Returns whether other
     /// processes were told (false without Redis).
     pub async fn flush_cache(&self) -> bool {
-        self.inner.cache.flush().await
+        self.cache().flush().await
     }
 
     /// Warms the cache for `chats` (or the most recently active ones): their recent history and stream.
@@ -226,62 +237,27 @@ impl Db {
     /// # Errors
     /// [`Error::Database`] when the active chats cannot be listed.
     pub async fn preload(&self, chats: Option<Vec<String>>) -> Result<PreloadReport> {
-        let load = self.loader();
-        let s = self.settings();
-        preload::warm(&self.inner.cache, self.engine().reader(), &s.preload, s.cache.window_rows, chats, &load, false)
-            .await
-    }
-
-    /// Warms `chat` in the background the first time a message is written to it (per 10 minutes), when
-    /// `preload.on_activity` is on and a warm-up slot is free; never delays the caller.
-    pub(crate) fn chat_activity(&self, chat: &str) {
-        let s = self.settings();
-        if !s.preload.enabled || !s.preload.on_activity || self.inner.warmed.contains_key(chat) {
-            return;
-        }
-        let Ok(permit) = self.inner.warming.clone().try_acquire_owned() else { return };
-        self.inner.warmed.insert(chat.to_owned(), ());
-        let (db, chat) = (self.clone(), chat.to_owned());
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = db.preload(Some(vec![chat])).await {
-                tracing::debug!(error = %e, "warming an active chat failed");
-            }
-        });
-    }
-
-    /// The cache's way to the database: a select on the reader pool.
-    pub(crate) fn loader(
-        &self,
-    ) -> impl Fn(Select) -> futures_util::future::BoxFuture<'static, Result<Vec<Row>>> + Send + Sync + 'static {
-        let reader = self.engine().reader().clone();
-        move |sel: Select| {
-            let reader = reader.clone();
-            Box::pin(async move { exec::select(&reader, &sel).await })
-        }
-    }
-
-    /// A read through the cache, after any queued write to its model (read-your-writes).
-    pub(crate) async fn select(&self, sel: &Select) -> Result<Rows> {
-        if let Some(b) = &self.inner.batch {
-            let m = registry::model_index(sel.model);
-            if b.has_pending(m) {
-                let stripe = match crate::optimization::cache::policy::read_scope(sel) {
-                    crate::optimization::cache::generations::Field::Stripe(s) => Some(s),
-                    _ => None,
-                };
-                b.wait_for(m, stripe).await;
-            }
-        }
-        let (load, started) = (self.loader(), std::time::Instant::now());
-        let rows = self.inner.cache.read(sel, &load).await;
-        self.slow("read", sel.model.name, started);
-        rows
+        self.store().preload(chats, false).await
     }
 
     /// The engine (connections and transactions) under this handle.
-    pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+    pub(crate) fn engine(&self) -> &Engine {
+        self.store().engine()
+    }
+
+    /// A plain sea-orm connection to the read pool, for queries botdb does not offer. Reads through it skip
+    /// the cache and read-your-writes; never write through it (the cache would not know).
+    pub fn reader(&self) -> &sea_orm::DatabaseConnection {
+        self.engine().reader()
+    }
+
+    /// A plain sea-orm connection pool with botdb's connection settings (SQLite: WAL, `synchronous`, busy
+    /// timeout, on every connection) and no botdb layer at all: what the load harness's baseline uses.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Database`], as [`Db::open`].
+    pub async fn connect_plain(settings: &crate::config::DatabaseSettings) -> Result<sea_orm::DatabaseConnection> {
+        Ok(Engine::connect(settings).await?.reader().clone())
     }
 
     /// The settings this handle was opened with.
@@ -291,21 +267,36 @@ impl Db {
 
     /// The backend in use.
     pub fn backend(&self) -> DbBackend {
-        self.inner.engine.backend()
+        self.engine().backend()
     }
 
-    /// Stops intake, commits every queued write (failing explicitly what misses `batch.shutdown_timeout_ms`),
-    /// stops the cache's bus, then closes the pools. Calls made after this fail.
+    /// Stops the background jobs and warm-ups, stops intake, commits every queued write (failing explicitly
+    /// what misses `batch.shutdown_timeout_ms`), stops the cache's bus, then closes the pools. Calls made
+    /// after this fail.
     pub async fn shutdown(&self) {
-        if let Some(b) = &self.inner.batch {
-            b.shutdown(std::time::Duration::from_millis(self.settings().batch.shutdown_timeout_ms)).await;
+        let mut jobs = std::mem::take(&mut *self.inner.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        jobs.shutdown().await;
+        self.store().shutdown().await;
+        self.engine().close().await;
+    }
+
+    /// Writes a consistent copy of a SQLite database to `path` (SQLite's own `VACUUM INTO`, while the
+    /// database stays in use). The file must not exist yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] on PostgreSQL/MySQL (use the server's own dump tools) or for a path that
+    /// exists; [`Error::Database`] when SQLite cannot write it.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend() != DbBackend::Sqlite {
+            return Err(Error::InvalidRequest("backup_to copies SQLite databases; use pg_dump or mysqldump".into()));
         }
-        self.inner.cache.shutdown();
-        self.inner.sampler.abort();
-        if let Some(h) = self.inner.refresher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-            h.abort();
+        if path.exists() {
+            return Err(Error::InvalidRequest(format!("{} exists already; choose a new file", path.display())));
         }
-        self.inner.engine.close().await;
+        let target = path.to_str().ok_or_else(|| Error::InvalidRequest("the backup path must be UTF-8".into()))?;
+        let stmt = Statement::from_sql_and_values(DbBackend::Sqlite, "VACUUM INTO ?", [target.into()]);
+        self.engine().writer().execute_raw(stmt).await.map_err(|e| Error::from_db("backup", "", e))?;
+        Ok(())
     }
 
     /// Applies `steps` pending migrations (all when `None`).
@@ -348,16 +339,16 @@ impl Db {
             self.engine().reader().execute_unprepared("SELECT 1"),
         )
         .await;
-        let database = if matches!(ping, Ok(Ok(_))) { "up" } else { "down" };
+        let database = if matches!(ping, Ok(Ok(_))) { PartState::Up } else { PartState::Down };
         let redis = self.cache().redis_state();
-        let (queued_writes, last_flush_age_ms) = match &self.inner.batch {
+        let (queued_writes, last_flush_age_ms) = match self.store().batch() {
             Some(b) => (b.stats().queued.iter().sum(), b.last_flush_age().map(|d| d.as_secs_f64() * 1e3)),
             None => (0, None),
         };
         let status = match (database, redis) {
-            ("down", _) => "down",
-            (_, "degraded") => "degraded",
-            _ => "ok",
+            (PartState::Down, _) => HealthStatus::Down,
+            (_, PartState::Degraded) => HealthStatus::Degraded,
+            _ => HealthStatus::Ok,
         };
         Health {
             status,
@@ -405,7 +396,7 @@ impl Db {
     pub async fn stats(&self) -> Result<Vec<TableStats>> {
         let conn = self.engine().reader();
         let backend = self.backend();
-        let mut out = Vec::with_capacity(25);
+        let mut out = Vec::with_capacity(registry::models().len());
         for m in registry::models() {
             let rows = crate::core::exec::count(conn, m, &crate::core::filter::Filter::all()).await?;
             let bytes = if backend == DbBackend::Sqlite { sqlite_table_bytes(conn, m.table).await } else { None };

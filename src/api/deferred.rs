@@ -8,12 +8,10 @@
 use serde_json::Value;
 
 use crate::api::db::Db;
-use crate::api::named::default_priority;
 use crate::core::data::{Changes, NewRow};
 use crate::core::filter::Filter;
 use crate::core::registry;
-use crate::optimization::batch::Ticket;
-use crate::optimization::batch::ops::WriteOp;
+use crate::optimization::batch::{Ticket, WriteOp};
 use crate::utils::error::Result;
 
 impl Db {
@@ -37,13 +35,7 @@ impl Db {
     /// ```
     pub async fn submit_create(&self, model: &str, data: &Value) -> Result<Ticket> {
         let m = registry::model(model)?;
-        let row = NewRow::parse(m, data)?;
-        if m.name == "Messages"
-            && let Some(chat) = data.get("chat_id").and_then(Value::as_str)
-        {
-            self.chat_activity(chat);
-        }
-        self.submit_op(WriteOp::Insert(row)).await
+        self.submit_op(WriteOp::Insert(NewRow::parse(m, data)?)).await
     }
 
     /// Queues an update; the ticket answers the number of rows matched once committed.
@@ -68,12 +60,6 @@ impl Db {
     /// Queues a validated write with its model's default priority (without the scheduler, runs it now and
     /// hands back an answered ticket).
     async fn submit_op(&self, op: WriteOp) -> Result<Ticket> {
-        match self.batch() {
-            Some(b) => {
-                let priority = default_priority(op.model());
-                b.submit(op, priority).await
-            }
-            None => Ok(Ticket::ready(self.write_op(op).await)),
-        }
+        self.store().submit(op, None, self.is_direct()).await
     }
 }

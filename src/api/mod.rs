@@ -2,7 +2,7 @@
 //! model names and JSON; the compatibility facade of the bot's plugins, a thin skin over the name-based API.
 
 pub mod compat;
-pub mod db;
-pub mod deferred;
-pub mod named;
-pub mod typed;
+pub(crate) mod db;
+pub(crate) mod deferred;
+pub(crate) mod named;
+pub(crate) mod typed;

@@ -9,13 +9,11 @@ use serde_json::Value;
 
 use crate::api::db::Db;
 use crate::core::data::{Changes, NewRow};
-use crate::core::exec::{self, Select};
+use crate::core::exec::Select;
 use crate::core::filter::Filter;
 use crate::core::registry::{self, ModelDef};
 use crate::core::value::{Cell, Row, Rows};
-use crate::optimization::batch::Priority;
-use crate::optimization::batch::ops::{WriteOp, WriteOutcome};
-use crate::optimization::cache::policy::{Touched, inserted, reach_of};
+use crate::optimization::batch::{WriteOp, WriteOutcome};
 use crate::utils::error::{Error, Result};
 
 /// What a [`Db::query`] does.
@@ -139,7 +137,7 @@ impl Db {
             QueryType::Get => {
                 let limit = if req.single_result { Some(1) } else { req.limit };
                 let sel = Select::parse(m, &req.filters, &req.order_by, limit)?;
-                let rows = self.select(&sel).await?;
+                let rows = self.store().read(&sel).await?;
                 Ok(if req.single_result { QueryOutput::One(rows.first().cloned()) } else { QueryOutput::Rows(rows) })
             }
             QueryType::Create => {
@@ -154,7 +152,7 @@ impl Db {
             QueryType::Delete => Ok(QueryOutput::Count(self.delete_rows(m, Filter::parse(m, &req.filters)?).await?)),
             QueryType::Count => {
                 let filter = Filter::parse(m, &req.filters)?;
-                exec::count(self.engine().reader(), m, &filter).await.map(QueryOutput::Count)
+                self.store().count(m, &filter).await.map(QueryOutput::Count)
             }
         }
     }
@@ -167,7 +165,7 @@ impl Db {
     pub async fn find(&self, model: &str, filters: &Value, order_by: &[&str], limit: Option<u64>) -> Result<Rows> {
         let m = registry::model(model)?;
         let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
-        self.select(&Select::parse(m, filters, &order, limit)?).await
+        self.store().read(&Select::parse(m, filters, &order, limit)?).await
     }
 
     /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
@@ -216,7 +214,7 @@ impl Db {
     #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "count"))]
     pub async fn count(&self, model: &str, filters: &Value) -> Result<u64> {
         let m = registry::model(model)?;
-        exec::count(self.engine().reader(), m, &Filter::parse(m, filters)?).await
+        self.store().count(m, &Filter::parse(m, filters)?).await
     }
 
     /// The upsert of `db_save`: with a key, the first row (by id) whose `key_field = key_value` gets every key
@@ -252,7 +250,7 @@ impl Db {
         let op = WriteOp::Save { model: m, key, unique: m.is_unique(field), changes, new_row };
         match self.write_op(op).await? {
             WriteOutcome::Row(r) => Ok(r),
-            WriteOutcome::Count(_) => Err(Error::InvalidRequest("save answered a count".into())),
+            WriteOutcome::Count(_) => Err(Error::internal("a save answered a count")),
         }
     }
 
@@ -279,89 +277,29 @@ impl Db {
         self.query(model, &req).await
     }
 
-    /// Runs a write through the scheduler (awaiting its commit), or directly when there is none.
+    /// Inserts many rows of `model` (client-side defaults filled in), validated all first, in transactions
+    /// of up to 2,000 rows that bypass the scheduler; returns how many were inserted. For seeding and
+    /// imports: a bad row fails the call before anything is written.
+    ///
+    /// # Errors
+    /// Validation errors (nothing written); [`Error::Constraint`] or [`Error::Database`] from a chunk (the
+    /// chunks before it stay committed).
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "insert_many"))]
+    pub async fn insert_many(&self, model: &str, rows: &[Value]) -> Result<u64> {
+        let m = registry::model(model)?;
+        let parsed = rows.iter().map(|r| NewRow::parse(m, r)).collect::<Result<Vec<_>>>()?;
+        self.store().insert_many(m, parsed).await
+    }
+
+    /// Runs a validated write and waits for its commit (through the scheduler unless this handle is direct).
     pub(crate) async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome> {
-        let (model, started) = (op.model().name, std::time::Instant::now());
-        let out = self.write_op_inner(op).await;
-        self.slow("write", model, started);
-        out
-    }
-
-    /// Logs an operation slower than `database.slow_ms` (model, op, duration; never row contents).
-    pub(crate) fn slow(&self, op: &'static str, model: &'static str, started: std::time::Instant) {
-        let limit = self.settings().database.slow_ms;
-        let took = started.elapsed();
-        if limit > 0 && took.as_millis() as u64 >= limit {
-            tracing::warn!(model, op, duration_ms = took.as_millis() as u64, "slow operation");
-        }
-    }
-
-    async fn write_op_inner(&self, op: WriteOp) -> Result<WriteOutcome> {
-        if let Some(b) = self.batch() {
-            let priority = default_priority(op.model());
-            return b.submit(op, priority).await?.await;
-        }
-        let m = op.model();
-        let (out, touched) = match op {
-            WriteOp::Insert(row) => {
-                let created = self
-                    .engine()
-                    .write("create", move |txn| {
-                        let row = row.clone();
-                        Box::pin(async move { exec::insert(txn, &row).await })
-                    })
-                    .await?;
-                let t = inserted(m, &created);
-                (WriteOutcome::Row(created), vec![t])
-            }
-            WriteOp::Update { filter, changes } => {
-                let (n, reach) = self
-                    .engine()
-                    .write("update", move |txn| {
-                        let (filter, changes) = (filter.clone(), changes.clone());
-                        Box::pin(async move {
-                            let reach = reach_of(txn, m, &filter, Some(&changes)).await?;
-                            Ok((exec::update(txn, &filter, &changes).await?, reach))
-                        })
-                    })
-                    .await?;
-                (WriteOutcome::Count(n), vec![Touched { model: m, reach }])
-            }
-            WriteOp::Delete { model, filter } => {
-                let (n, reach) = self
-                    .engine()
-                    .write("delete", move |txn| {
-                        let filter = filter.clone();
-                        Box::pin(async move {
-                            let reach = reach_of(txn, model, &filter, None).await?;
-                            Ok((exec::delete(txn, model, &filter).await?, reach))
-                        })
-                    })
-                    .await?;
-                (WriteOutcome::Count(n), vec![Touched { model, reach }])
-            }
-            op @ (WriteOp::Save { .. } | WriteOp::Increment { .. }) => {
-                // One write in its own transaction: the scheduler's executor with a batch of one.
-                let mut done = crate::optimization::batch::executor::execute(self.engine(), Arc::new(vec![op])).await?;
-                (done.results.pop().unwrap_or_else(|| Err(Error::InvalidRequest("empty".into())))?, done.touched)
-            }
-        };
-        self.committed(&touched).await;
-        Ok(out)
+        self.store().write(op, self.is_direct()).await
     }
 
     pub(crate) async fn insert_row(&self, row: NewRow) -> Result<Row> {
-        let model = row.model.name;
         match self.write_op(WriteOp::Insert(row)).await? {
-            WriteOutcome::Row(r) => {
-                if model == "Messages"
-                    && let Some(chat) = r.get("chat_id").and_then(Value::as_str)
-                {
-                    self.chat_activity(chat);
-                }
-                Ok(r)
-            }
-            WriteOutcome::Count(_) => Err(Error::InvalidRequest("insert answered a count".into())),
+            WriteOutcome::Row(r) => Ok(r),
+            WriteOutcome::Count(_) => Err(Error::internal("an insert answered a count")),
         }
     }
 
@@ -400,19 +338,5 @@ impl Db {
         }
         let delta = Cell::from_json(m, col, delta)?;
         Ok(WriteOp::Increment { model: m, filter, column, delta })
-    }
-
-    /// After COMMIT, before the caller hears `Ok`: invalidate what the write may have changed.
-    pub(crate) async fn committed(&self, touched: &[Touched]) {
-        self.cache().committed(touched, None).await;
-    }
-}
-
-/// The default priority of a write to `model`: what users see first goes first.
-pub fn default_priority(model: &ModelDef) -> Priority {
-    match model.name {
-        "Messages" | "ChatStreams" | "PermissionNodes" | "UserPermissions" | "BanUser" => Priority::High,
-        "LLMUsage" | "OnlineTime" | "AntiInjectionStats" | "CacheEntries" => Priority::Low,
-        _ => Priority::Normal,
     }
 }

@@ -142,7 +142,7 @@ fn model_of<E: EntityTrait>() -> Result<&'static ModelDef> {
 ///
 /// # Errors
 /// [`Error::Database`] when the row does not fit the entity (a schema mismatch).
-pub fn row_to_model<E>(model: &ModelDef, mut row: Row) -> Result<E::Model>
+pub(crate) fn row_to_model<E>(model: &ModelDef, mut row: Row) -> Result<E::Model>
 where
     E: EntityTrait,
     E::Model: DeserializeOwned,
@@ -216,7 +216,7 @@ impl Db {
         E::Model: DeserializeOwned,
     {
         let m = model_of::<E>()?;
-        let rows = self.select(&Select::parse(m, &filter, &[], Some(1))?).await?;
+        let rows = self.store().read(&Select::parse(m, &filter, &[], Some(1))?).await?;
         rows.first().map(|r| row_to_model::<E>(m, Row::clone(r))).transpose()
     }
 
@@ -230,7 +230,7 @@ impl Db {
         E::Model: DeserializeOwned,
     {
         let m = model_of::<E>()?;
-        let rows = self.select(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?).await?;
+        let rows = self.store().read(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?).await?;
         rows.iter().map(|r| row_to_model::<E>(m, Row::clone(r))).collect()
     }
 

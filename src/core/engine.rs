@@ -6,18 +6,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+#[cfg(feature = "sqlite")]
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
     TransactionOptions, TransactionTrait as _,
 };
 
-use crate::config::{DatabaseSettings, Synchronous};
+use crate::config::DatabaseSettings;
 use crate::utils::error::{Error, Result};
 use crate::utils::retry::{RetryPolicy, retry_busy};
 
 /// A boxed future borrowing a transaction, as write closures return it.
-pub type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+pub(crate) type TxnFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
 
 /// The connections of one database. Cheap to clone: the pools are shared (`Arc` inside).
 #[derive(Clone, Debug)]
@@ -89,6 +90,17 @@ impl Engine {
                 settings.url
             )));
         };
+        let (compiled, feature) = match backend {
+            DbBackend::Sqlite => (cfg!(feature = "sqlite"), "sqlite"),
+            DbBackend::Postgres => (cfg!(feature = "postgres"), "postgres"),
+            _ => (cfg!(feature = "mysql"), "mysql"),
+        };
+        if !compiled {
+            return Err(Error::Config(format!(
+                "`{}` needs botdb's `{feature}` feature, which this build left out",
+                settings.url
+            )));
+        }
         let connect_err = |e: sea_orm::DbErr| Error::Database {
             op: "connect",
             message: format!("{}: {}", settings.url, e.to_string().replace(url, &settings.url.redacted())),
@@ -134,6 +146,15 @@ impl Engine {
             .test_before_acquire(false)
             // sqlx statement logging is off: rows carry chat contents.
             .sqlx_logging(false);
+        #[cfg(feature = "sqlite")]
+        Self::sqlite_options(&mut opt, settings);
+        opt
+    }
+
+    /// WAL, `synchronous`, the busy timeout and the statement cache on every SQLite connection.
+    #[cfg(feature = "sqlite")]
+    fn sqlite_options(opt: &mut ConnectOptions, settings: &DatabaseSettings) {
+        use crate::config::Synchronous;
         let sync = match settings.sqlite_synchronous {
             Synchronous::Full => SqliteSynchronous::Full,
             Synchronous::Normal => SqliteSynchronous::Normal,
@@ -152,7 +173,6 @@ impl Engine {
                 // Multi-row statements come in many sizes; each prepared one is kept (see `exec::insert_many`).
                 .statement_cache_capacity(512)
         });
-        opt
     }
 
     /// For PostgreSQL/MySQL: this engine with writes on a pool of its own, opened on the runtime that calls
@@ -228,19 +248,23 @@ impl Engine {
     /// Connections per pool now: (pool, in use, idle), for the `botdb_pool_connections` gauges.
     pub fn pool_usage(&self) -> Vec<(&'static str, u32, u32)> {
         let usage = |c: &DatabaseConnection| -> (u32, u32) {
-            let (size, idle) = match self.backend {
+            let (size, idle): (u32, u32) = match self.backend {
+                #[cfg(feature = "sqlite")]
                 DbBackend::Sqlite => {
                     let p = c.get_sqlite_connection_pool();
                     (p.size(), p.num_idle() as u32)
                 }
+                #[cfg(feature = "postgres")]
                 DbBackend::Postgres => {
                     let p = c.get_postgres_connection_pool();
                     (p.size(), p.num_idle() as u32)
                 }
-                _ => {
+                #[cfg(feature = "mysql")]
+                DbBackend::MySql => {
                     let p = c.get_mysql_connection_pool();
                     (p.size(), p.num_idle() as u32)
                 }
+                _ => (0, 0),
             };
             (size.saturating_sub(idle), idle)
         };

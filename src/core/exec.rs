@@ -10,6 +10,7 @@ use crate::core::filter::Filter;
 use crate::core::registry::ModelDef;
 use crate::core::value::{Row, decode_row};
 use crate::utils::error::{Error, Result};
+use crate::utils::stable_hash::{StableHash, StableHasher};
 
 /// A validated read: filter, order and limit. Equal selects mean equal results (a cache key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -22,6 +23,17 @@ pub struct Select {
     pub order: Vec<(usize, bool)>,
     /// Row limit; `None` for all rows.
     pub limit: Option<u64>,
+}
+
+impl StableHash for Select {
+    /// Model (by table name), filter, order and limit: what makes two selects the same read.
+    fn stable_hash(&self, h: &mut StableHasher) {
+        h.str(self.model.table).add(&self.filter).u64(self.order.len() as u64);
+        for &(col, desc) in &self.order {
+            h.u64(col as u64).u8(u8::from(desc));
+        }
+        h.u64(self.limit.map_or(u64::MAX, |l| l));
+    }
 }
 
 impl Select {

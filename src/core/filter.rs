@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::core::registry::ModelDef;
 use crate::core::value::Cell;
 use crate::utils::error::{Error, Result};
+use crate::utils::stable_hash::{StableHash, StableHasher};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,9 +51,27 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The operator's fixed tag in stable hashes.
+    fn tag(self) -> u8 {
+        match self {
+            Op::Eq => 0,
+            Op::Ne => 1,
+            Op::Gt => 2,
+            Op::Gte => 3,
+            Op::Lt => 4,
+            Op::Lte => 5,
+            Op::In => 6,
+            Op::Nin => 7,
+            Op::IsNull => 8,
+            Op::IsNotNull => 9,
+        }
+    }
+}
+
 /// One condition on one column.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Condition1 {
+pub struct Predicate {
     /// Column index in the model.
     pub column: usize,
     /// Operator.
@@ -65,10 +84,27 @@ pub struct Condition1 {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter {
     /// The conditions.
-    pub conds: Vec<Condition1>,
+    pub conds: Vec<Predicate>,
+}
+
+impl StableHash for Filter {
+    fn stable_hash(&self, h: &mut StableHasher) {
+        h.u64(self.conds.len() as u64);
+        for c in &self.conds {
+            h.u64(c.column as u64).u8(c.op.tag()).u64(c.values.len() as u64);
+            for v in &c.values {
+                h.add(v);
+            }
+        }
+    }
 }
 
 impl Filter {
+    /// The highest column index a condition names (none for the empty filter).
+    pub fn max_column(&self) -> Option<usize> {
+        self.conds.iter().map(|c| c.column).max()
+    }
+
     /// The empty filter (every row).
     pub fn all() -> Filter {
         Filter::default()
@@ -95,7 +131,7 @@ impl Filter {
             let column = model.column_index(field)?;
             let col = model.col(column);
             match v {
-                Value::Null => conds.push(Condition1 { column, op: Op::IsNull, values: vec![] }),
+                Value::Null => conds.push(Predicate { column, op: Op::IsNull, values: vec![] }),
                 Value::Object(ops) => {
                     if ops.is_empty() {
                         return Err(Error::InvalidRequest(format!(
@@ -113,7 +149,7 @@ impl Filter {
                     }
                 }
                 scalar => {
-                    conds.push(Condition1 { column, op: Op::Eq, values: vec![Cell::from_json(model, col, scalar)?] })
+                    conds.push(Predicate { column, op: Op::Eq, values: vec![Cell::from_json(model, col, scalar)?] })
                 }
             }
         }
@@ -123,7 +159,7 @@ impl Filter {
 
     /// Adds `column = value` (used for keys and ids).
     pub fn and_eq(mut self, column: usize, value: Cell) -> Filter {
-        self.conds.push(Condition1 { column, op: Op::Eq, values: vec![value] });
+        self.conds.push(Predicate { column, op: Op::Eq, values: vec![value] });
         self.conds.sort_by_key(|c| (c.column, c.op));
         self
     }
@@ -172,10 +208,10 @@ fn parse_operand(
     op: Op,
     op_name: &str,
     operand: &Value,
-) -> Result<Condition1> {
+) -> Result<Predicate> {
     let col = model.col(column);
     match (op, operand) {
-        (Op::Ne, Value::Null) => Ok(Condition1 { column, op: Op::IsNotNull, values: vec![] }),
+        (Op::Ne, Value::Null) => Ok(Predicate { column, op: Op::IsNotNull, values: vec![] }),
         (Op::In | Op::Nin, Value::Array(items)) => {
             let mut values = Vec::with_capacity(items.len());
             for item in items {
@@ -188,7 +224,7 @@ fn parse_operand(
                 }
                 values.push(Cell::from_json(model, col, item)?);
             }
-            Ok(Condition1 { column, op, values })
+            Ok(Predicate { column, op, values })
         }
         (Op::In | Op::Nin, other) => Err(Error::InvalidRequest(format!(
             "`{op_name}` on `{}.{field}` takes an array, got {}",
@@ -206,12 +242,12 @@ fn parse_operand(
             expected: col.kind.expected().into(),
             got: json_kind(operand).into(),
         }),
-        (_, scalar) => Ok(Condition1 { column, op, values: vec![Cell::from_json(model, col, scalar)?] }),
+        (_, scalar) => Ok(Predicate { column, op, values: vec![Cell::from_json(model, col, scalar)?] }),
     }
 }
 
 /// A short name of a JSON value's type.
-pub fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

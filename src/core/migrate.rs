@@ -23,7 +23,7 @@ fn err(e: sea_orm::DbErr) -> Error {
 ///
 /// # Errors
 /// [`Error::Migration`].
-pub async fn up(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
+pub(crate) async fn up(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
     Migrator::up(conn, steps).await.map_err(err)
 }
 
@@ -31,7 +31,7 @@ pub async fn up(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Migration`].
-pub async fn down(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
+pub(crate) async fn down(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
     Migrator::down(conn, steps).await.map_err(err)
 }
 
@@ -39,7 +39,7 @@ pub async fn down(conn: &DatabaseConnection, steps: Option<u32>) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Migration`].
-pub async fn fresh(conn: &DatabaseConnection) -> Result<()> {
+pub(crate) async fn fresh(conn: &DatabaseConnection) -> Result<()> {
     Migrator::fresh(conn).await.map_err(err)
 }
 
@@ -47,7 +47,7 @@ pub async fn fresh(conn: &DatabaseConnection) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Migration`].
-pub async fn status(conn: &DatabaseConnection) -> Result<Vec<MigrationState>> {
+pub(crate) async fn status(conn: &DatabaseConnection) -> Result<Vec<MigrationState>> {
     let all = Migrator::get_migration_with_status(conn).await.map_err(err)?;
     Ok(all
         .iter()

@@ -1,10 +1,10 @@
 //! Layer 1, core: the engine and its transactions, the model registry, values and validation, the filter
 //! language, statement execution and migrations. Knows nothing of caches or batches.
 
-pub mod data;
-pub mod engine;
+pub(crate) mod data;
+pub(crate) mod engine;
 pub mod exec;
-pub mod filter;
-pub mod migrate;
-pub mod registry;
-pub mod value;
+pub(crate) mod filter;
+pub(crate) mod migrate;
+pub(crate) mod registry;
+pub(crate) mod value;

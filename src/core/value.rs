@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::core::registry::{ColumnDef, DefaultValue, Kind, ModelDef};
 use crate::utils::error::{Error, Result};
+use crate::utils::stable_hash::{StableHash, StableHasher};
 use crate::utils::time;
 
 /// A row as callers see it: a JSON object holding every column of the table, `id` included, in table order.
@@ -47,6 +48,19 @@ impl std::hash::Hash for Cell {
             Cell::Text(s) => s.hash(h),
             Cell::DateTime(t) => t.hash(h),
         }
+    }
+}
+
+impl StableHash for Cell {
+    fn stable_hash(&self, h: &mut StableHasher) {
+        match self {
+            Cell::Null => h.u8(0),
+            Cell::Int(i) => h.u8(1).u64(*i as u64),
+            Cell::Float(f) => h.u8(2).u64(f.to_bits()),
+            Cell::Bool(b) => h.u8(3).u8(u8::from(*b)),
+            Cell::Text(s) => h.u8(4).str(s),
+            Cell::DateTime(t) => h.u8(5).str(&time::format_datetime(t)),
+        };
     }
 }
 
@@ -167,7 +181,7 @@ impl Cell {
 ///
 /// # Errors
 /// [`Error::Database`] when the stored value cannot be read as the column's type.
-pub fn decode(row: &QueryResult, idx: usize, col: &ColumnDef, backend: DbBackend) -> Result<Value> {
+pub(crate) fn decode(row: &QueryResult, idx: usize, col: &ColumnDef, backend: DbBackend) -> Result<Value> {
     let sqlite = backend == DbBackend::Sqlite;
     let err = |e: sea_orm::DbErr| Error::Database { op: "decode", message: format!("column `{}`: {e}", col.name) };
     Ok(match col.kind {
@@ -194,7 +208,7 @@ pub fn decode(row: &QueryResult, idx: usize, col: &ColumnDef, backend: DbBackend
 ///
 /// # Errors
 /// As [`decode`].
-pub fn decode_row(model: &ModelDef, row: &QueryResult, backend: DbBackend) -> Result<Row> {
+pub(crate) fn decode_row(model: &ModelDef, row: &QueryResult, backend: DbBackend) -> Result<Row> {
     let mut out = Row::with_capacity(model.columns.len());
     for (i, col) in model.columns.iter().enumerate() {
         out.insert(col.name.to_owned(), decode(row, i, col, backend)?);

@@ -1,7 +1,8 @@
 //! Layer 2, optimization: the multi-level read cache with its invalidation bus, the batch-write scheduler,
-//! and the preloader. Uses
-//! core; never names api.
+//! the preloader, and the partitions both cache and batch key by. Uses core; never names api.
 
-pub mod batch;
-pub mod cache;
-pub mod preload;
+pub(crate) mod batch;
+pub(crate) mod cache;
+pub(crate) mod partition;
+pub(crate) mod preload;
+pub(crate) mod store;

@@ -3,14 +3,14 @@
 //! memory bound and TTLs apply).
 
 use futures_util::StreamExt;
-use sea_orm::sea_query::{Alias, Expr, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::config::PreloadSettings;
 use crate::core::exec::Select;
-use crate::core::registry;
+use crate::core::registry::{self, ModelDef, PreloadRole};
 use crate::optimization::cache::{Cache, Loader};
 use crate::utils::error::{Error, Result};
 
@@ -23,20 +23,36 @@ pub struct PreloadReport {
     pub reads: usize,
 }
 
-/// The `limit` most recently active chat ids.
+/// The column names of a model's partition and order (the history model has both: the generator checks).
+fn history_columns(m: &ModelDef) -> Result<(&'static str, &'static str)> {
+    match (m.partition, m.order) {
+        (Some(p), Some(o)) => Ok((m.col(p).name, m.col(o).name)),
+        _ => Err(Error::internal(format!("the history model `{}` needs a partition and an order column", m.name))),
+    }
+}
+
+/// The partition column name of a model with a preload role.
+fn partition_name(m: &ModelDef) -> Result<&'static str> {
+    m.partition.map(|p| m.col(p).name).ok_or_else(|| Error::internal(format!("`{}` has no partition", m.name)))
+}
+
+/// The `limit` most recently active chat ids (partitions of the history model, by their latest row).
 ///
 /// # Errors
 /// [`Error::Database`].
-pub async fn active_chats(conn: &DatabaseConnection, limit: u64) -> Result<Vec<String>> {
+pub(crate) async fn active_chats(conn: &DatabaseConnection, limit: u64) -> Result<Vec<String>> {
+    let history = registry::preload_model(PreloadRole::History)?;
+    let (part, order) = history_columns(history)?;
     let backend = conn.get_database_backend();
     let mut q = Query::select();
-    q.column(Alias::new("chat_id"))
-        .from(Alias::new("messages"))
-        .group_by_col(Alias::new("chat_id"))
-        .order_by_expr(Expr::cust("MAX(time)"), Order::Desc)
+    q.column(Alias::new(part))
+        .from(Alias::new(history.table))
+        .group_by_col(Alias::new(part))
+        .order_by_expr(Expr::col(Alias::new(order)).max(), Order::Desc)
         .limit(limit);
-    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("preload", "Messages", e))?;
-    rows.iter().map(|r| r.try_get_by_index::<String>(0).map_err(|e| Error::from_db("preload", "Messages", e))).collect()
+    let fail = |e| Error::from_db("preload", history.name, e);
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(fail)?;
+    rows.iter().map(|r| r.try_get_by_index::<String>(0).map_err(fail)).collect()
 }
 
 /// Warms the chats given (or, with `None`, the most recently active ones): each chat's recent-history window
@@ -45,7 +61,7 @@ pub async fn active_chats(conn: &DatabaseConnection, limit: u64) -> Result<Vec<S
 ///
 /// # Errors
 /// [`Error::Database`] when the active chats cannot be listed; a failed warm read is logged and skipped.
-pub async fn warm(
+pub(crate) async fn warm(
     cache: &Cache,
     conn: &DatabaseConnection,
     settings: &PreloadSettings,
@@ -58,17 +74,20 @@ pub async fn warm(
         Some(c) => c,
         None => active_chats(conn, settings.chats).await?,
     };
-    let messages = registry::model("Messages")?;
-    let streams = registry::model("ChatStreams")?;
+    let history = registry::preload_model(PreloadRole::History)?;
+    let streams = registry::preload_model(PreloadRole::Chat)?;
+    let (part, order) = history_columns(history)?;
+    let stream_key = partition_name(streams)?;
+    let newest_first = [format!("-{order}")];
     let mut selects = Vec::with_capacity(chats.len() * 2);
     for chat in &chats {
-        selects.push(Select::parse(messages, &json!({ "chat_id": chat }), &["-time".into()], Some(window_rows))?);
-        selects.push(Select::parse(streams, &json!({ "stream_id": chat }), &[], Some(1))?);
+        selects.push(Select::parse(history, &json!({ part: chat }), &newest_first, Some(window_rows))?);
+        selects.push(Select::parse(streams, &json!({ stream_key: chat }), &[], Some(1))?);
     }
     let mut reads = run(cache, settings, selects.clone(), load, refresh).await;
     // The speakers of those windows: their person (by person_id, the hot key) and relationship (by user_id).
     let mut users: Vec<String> = Vec::new();
-    for sel in selects.iter().filter(|s| s.model.name == "Messages") {
+    for sel in selects.iter().filter(|s| s.model == history) {
         if let Ok(rows) = cache.read(sel, load).await {
             for r in rows.iter() {
                 if let Some(u) = r.get("user_id").and_then(serde_json::Value::as_str)
@@ -80,8 +99,9 @@ pub async fn warm(
         }
     }
     if !users.is_empty() {
-        let people = registry::model("PersonInfo")?;
-        let rels = registry::model("UserRelationships")?;
+        let people = registry::preload_model(PreloadRole::Speaker)?;
+        let rels = registry::preload_model(PreloadRole::Relationship)?;
+        let (person_key, rel_key) = (partition_name(people)?, partition_name(rels)?);
         let known = crate::core::exec::select(
             conn,
             &Select::parse(people, &json!({ "user_id": { "$in": users } }), &[], None)?,
@@ -89,12 +109,12 @@ pub async fn warm(
         .await?;
         let mut more = Vec::with_capacity(known.len() + users.len());
         for p in &known {
-            if let Some(id) = p.get("person_id") {
-                more.push(Select::parse(people, &json!({ "person_id": id }), &[], Some(1))?);
+            if let Some(id) = p.get(person_key) {
+                more.push(Select::parse(people, &json!({ person_key: id }), &[], Some(1))?);
             }
         }
         for u in &users {
-            more.push(Select::parse(rels, &json!({ "user_id": u }), &[], Some(1))?);
+            more.push(Select::parse(rels, &json!({ rel_key: u }), &[], Some(1))?);
         }
         reads += run(cache, settings, more, load, refresh).await;
     }

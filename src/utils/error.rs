@@ -1,6 +1,6 @@
 //! The crate's one error type: every failure a caller can see, each telling what to fix.
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::DbErr;
 
 /// Shorthand for `Result<T, botdb::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -105,25 +105,31 @@ pub enum Error {
     /// been committed. Retry where the table has a natural unique key (the retry is idempotent).
     #[error("outcome unknown (indeterminate): {0}")]
     Indeterminate(String),
+    /// A broken invariant inside botdb (a bug, not the caller's fault): please report it with the message.
+    #[error("internal error (a botdb bug; please report it): {0}")]
+    Internal(String),
     /// The compatibility facade was called before `compat::install`.
     #[error("no botdb handle installed: call botdb::compat::install(db) first")]
     NotInstalled,
 }
 
 impl Error {
-    /// Wraps a database error met while doing `op`, classifying constraint violations and busy errors.
-    pub fn from_db(op: &'static str, model: &str, err: DbErr) -> Self {
-        if is_transient(&err) {
-            return Error::Busy { attempts: 1, message: err.to_string() };
-        }
-        if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
-            return Error::Constraint { model: model.to_owned(), message };
-        }
+    /// Wraps a database error met while doing `op`, classifying it by the driver's own code (SQLSTATE on
+    /// PostgreSQL, the error number on MySQL, the extended result code on SQLite), never by message text:
+    /// busy/locked/deadlock/serialization failures become [`Error::Busy`] (retried), constraint violations
+    /// [`Error::Constraint`], everything else [`Error::Database`].
+    pub(crate) fn from_db(op: &'static str, model: &str, err: DbErr) -> Self {
         let message = err.to_string();
-        if is_constraint_message(&message) {
-            return Error::Constraint { model: model.to_owned(), message };
+        match classify(&err) {
+            Class::Transient => Error::Busy { attempts: 1, message },
+            Class::Constraint => Error::Constraint { model: model.to_owned(), message },
+            Class::Other => Error::Database { op, message },
         }
-        Error::Database { op, message }
+    }
+
+    /// A broken invariant of botdb itself (a bug, never the caller's fault).
+    pub(crate) fn internal(what: impl Into<String>) -> Self {
+        Error::Internal(what.into())
     }
 
     /// True for errors raised by validation, before any SQL ran.
@@ -140,27 +146,108 @@ impl Error {
     }
 }
 
-fn is_constraint_message(message: &str) -> bool {
-    const MARKERS: [&str; 6] = [
-        "constraint failed", // SQLite: UNIQUE / NOT NULL constraint failed
-        "violates not-null", // PostgreSQL 23502
-        "violates unique",   // PostgreSQL 23505
-        "value too long",    // PostgreSQL 22001
-        "cannot be null",    // MySQL 1048
-        "Data too long",     // MySQL 1406
-    ];
-    MARKERS.iter().any(|m| message.contains(m))
+/// What a driver error means for botdb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Busy, locked, deadlock, serialization failure: worth retrying.
+    Transient,
+    /// A constraint (unique, NOT NULL, length, check, foreign key) rejected the row.
+    Constraint,
+    /// Anything else.
+    Other,
 }
 
-/// True when `err` is a transient lock/busy/serialization error worth retrying.
-pub fn is_transient(err: &DbErr) -> bool {
-    let s = err.to_string();
-    s.contains("database is locked")
-        || s.contains("database table is locked")
-        || s.contains("(code: 5)")
-        || s.contains("(code: 6)")
-        || s.contains("could not serialize access") // PostgreSQL 40001
-        || s.contains("deadlock detected") // PostgreSQL 40P01
-        || s.contains("Deadlock found") // MySQL 1213
-        || s.contains("Lock wait timeout") // MySQL 1205
+/// Classifies a database error by its driver code.
+fn classify(err: &DbErr) -> Class {
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    {
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx;
+        let (DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+        else {
+            return Class::Other;
+        };
+        let sqlx::Error::Database(e) = &**e else { return Class::Other };
+        #[cfg(feature = "mysql")]
+        if let Some(my) = e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return mysql_class(my.number());
+        }
+        let code = e.code().unwrap_or_default();
+        #[cfg(feature = "postgres")]
+        if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+            return sqlstate_class(&code);
+        }
+        #[cfg(feature = "sqlite")]
+        if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            return sqlite_class(code.parse().unwrap_or(-1));
+        }
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+    let _ = err;
+    Class::Other
+}
+
+/// SQLite extended result codes: the primary code is the low byte.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+fn sqlite_class(extended: i64) -> Class {
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const CONSTRAINT: i64 = 19;
+    match extended & 0xff {
+        BUSY | LOCKED => Class::Transient,
+        CONSTRAINT => Class::Constraint,
+        _ => Class::Other,
+    }
+}
+
+/// PostgreSQL SQLSTATE: class 23 (integrity constraint), 22001 (value too long) reject the row; 40001
+/// (serialization failure), 40P01 (deadlock) and 55P03 (lock not available) are transient.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn sqlstate_class(code: &str) -> Class {
+    match code {
+        "40001" | "40P01" | "55P03" => Class::Transient,
+        "22001" => Class::Constraint,
+        c if c.starts_with("23") => Class::Constraint,
+        _ => Class::Other,
+    }
+}
+
+/// MySQL/MariaDB error numbers.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+fn mysql_class(number: u16) -> Class {
+    match number {
+        // 1205 lock wait timeout, 1213 deadlock.
+        1205 | 1213 => Class::Transient,
+        // 1022/1062/1169/1586 duplicate key, 1048 column cannot be null, 1364 no default value, 1406 data too
+        // long, 1451/1452 foreign key, 3819 check constraint.
+        1022 | 1062 | 1169 | 1586 | 1048 | 1364 | 1406 | 1451 | 1452 | 3819 => Class::Constraint,
+        _ => Class::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_codes_classify_without_reading_messages() {
+        assert_eq!(sqlite_class(5), Class::Transient);
+        assert_eq!(sqlite_class(517), Class::Transient, "SQLITE_BUSY_SNAPSHOT");
+        assert_eq!(sqlite_class(2067), Class::Constraint, "SQLITE_CONSTRAINT_UNIQUE");
+        assert_eq!(sqlite_class(1299), Class::Constraint, "SQLITE_CONSTRAINT_NOTNULL");
+        assert_eq!(sqlite_class(1), Class::Other);
+        assert_eq!(sqlstate_class("23505"), Class::Constraint);
+        assert_eq!(sqlstate_class("23502"), Class::Constraint);
+        assert_eq!(sqlstate_class("22001"), Class::Constraint);
+        assert_eq!(sqlstate_class("40P01"), Class::Transient);
+        assert_eq!(sqlstate_class("42P01"), Class::Other);
+        assert_eq!(mysql_class(1213), Class::Transient);
+        assert_eq!(mysql_class(1062), Class::Constraint);
+        assert_eq!(mysql_class(1146), Class::Other);
+        // A message that merely mentions a constraint is not one.
+        let e = Error::from_db("x", "M", DbErr::Custom("UNIQUE constraint failed: database is locked".into()));
+        assert!(matches!(e, Error::Database { .. }), "{e:?}");
+    }
 }

@@ -27,7 +27,7 @@ impl Default for RetryPolicy {
 ///
 /// # Errors
 /// The first non-transient error, or [`Error::Busy`] carrying the number of attempts made.
-pub async fn retry_busy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T>
+pub(crate) async fn retry_busy<T, F, Fut>(policy: RetryPolicy, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,

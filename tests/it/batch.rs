@@ -6,12 +6,12 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botdb::core::data::NewRow;
-use botdb::core::registry;
-use botdb::core::value::Cell;
-use botdb::optimization::batch::Priority;
-use botdb::optimization::batch::ops::WriteOp;
+use botdb::Priority;
+use botdb::model;
 use botdb::sea_orm::ConnectionTrait;
+use botdb::testing::Cell;
+use botdb::testing::NewRow;
+use botdb::testing::WriteOp;
 use botdb::{Db, Error, Settings};
 use serde_json::{Value, json};
 
@@ -134,12 +134,12 @@ async fn increments_of_a_key_are_summed(t: &TestDb) {
     for (h, p, c) in [("h0", "p0", 1), ("h1", "p1", 5), ("h2", "p2a", 0), ("h2", "p2b", 10)] {
         db.create("Images", &image(h, p, c)).await.unwrap();
     }
-    let m = registry::model("Images").unwrap();
+    let m = model("Images").unwrap();
     let inc = |hash: &str, d: i64| WriteOp::Increment {
         model: m,
-        filter: botdb::core::filter::Filter::parse(m, &json!({"emoji_hash": hash})).unwrap(),
+        filter: botdb::testing::Filter::parse(m, &json!({"emoji_hash": hash})).unwrap(),
         column: m.column_index("count").unwrap(),
-        delta: botdb::core::value::Cell::Int(d),
+        delta: botdb::testing::Cell::Int(d),
     };
     let mut tickets = vec![];
     for (h, d) in [("h0", 1), ("h1", 2), ("h0", 3), ("missing", 1), ("h2", 1), ("h0", -1)] {
@@ -170,10 +170,10 @@ async fn grouped_updates_keep_order_and_isolate_failures(t: &TestDb) {
         db.create("Messages", &msg(&format!("g{i}"), &format!("c{}", i % 3), i as f64)).await.unwrap();
     }
     db.create("Messages", &msg("g0", "c9", 100.0)).await.unwrap(); // a second row with key g0
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let update = |id: &str, v: f64| WriteOp::Update {
-        filter: botdb::core::filter::Filter::parse(m, &json!({"message_id": id})).unwrap(),
-        changes: botdb::core::data::Changes::parse(m, &json!({"interest_value": v})).unwrap(),
+        filter: botdb::testing::Filter::parse(m, &json!({"message_id": id})).unwrap(),
+        changes: botdb::testing::Changes::parse(m, &json!({"interest_value": v})).unwrap(),
     };
     // Submitted together: one batch, one grouped statement where the backend allows it.
     let mut tickets = vec![];
@@ -200,17 +200,17 @@ async fn grouped_updates_keep_order_and_isolate_failures(t: &TestDb) {
         db.find("Messages", &json!({"chat_id": "c2", "time": {"$lt": 100.0}}), &["-time"], Some(8)).await.unwrap();
     assert_eq!(rows.iter().find(|r| r["message_id"] == "g5").unwrap()["interest_value"], json!(5.0));
     // A failing member of a group fails alone.
-    let p = registry::model("PermissionNodes").unwrap();
+    let p = model("PermissionNodes").unwrap();
     for i in 0..4 {
         db.create("PermissionNodes", &node(&format!("p{i}"))).await.unwrap();
     }
     let rename = |from: &str, to: &str| WriteOp::Update {
-        filter: botdb::core::filter::Filter::parse(p, &json!({"plugin_name": "p", "node_name": from})).unwrap(),
-        changes: botdb::core::data::Changes::parse(p, &json!({"description": to})).unwrap(),
+        filter: botdb::testing::Filter::parse(p, &json!({"plugin_name": "p", "node_name": from})).unwrap(),
+        changes: botdb::testing::Changes::parse(p, &json!({"description": to})).unwrap(),
     };
     let by_id = |id: i64, name: &str| WriteOp::Update {
-        filter: botdb::core::filter::Filter::parse(p, &json!({"id": id})).unwrap(),
-        changes: botdb::core::data::Changes::parse(p, &json!({"node_name": name})).unwrap(),
+        filter: botdb::testing::Filter::parse(p, &json!({"id": id})).unwrap(),
+        changes: botdb::testing::Changes::parse(p, &json!({"node_name": name})).unwrap(),
     };
     let ids: Vec<i64> = db
         .find("PermissionNodes", &json!({}), &["id"], None)
@@ -251,7 +251,7 @@ fn msg(id: &str, chat: &str, time: f64) -> Value {
 async fn a_poisoned_row_fails_alone(t: &TestDb) {
     let db = &t.db;
     db.create("PermissionNodes", &node("taken")).await.unwrap();
-    let m = registry::model("PermissionNodes").unwrap();
+    let m = model("PermissionNodes").unwrap();
     let mut tickets = vec![];
     for i in 0..50 {
         let row = NewRow::parse(m, &node(&format!("n{i}"))).unwrap();
@@ -282,7 +282,7 @@ async fn a_poisoned_row_fails_alone(t: &TestDb) {
     assert!(!rows.iter().any(|r| r["node_name"] == "null"));
     // Two inserts of one unique path in one batch, the later one sorting first in index order (by hash):
     // the first submitted wins, as it would run alone.
-    let images = registry::model("Images").unwrap();
+    let images = model("Images").unwrap();
     let image = |hash: &str| {
         let data = json!({"image_id": hash, "emoji_hash": hash, "description": "d", "path": "same", "count": 1,
             "timestamp": 1.0, "type": "emoji"});
@@ -296,16 +296,15 @@ async fn a_poisoned_row_fails_alone(t: &TestDb) {
 
 async fn inserts_at_and_above_the_bind_limit(t: &TestDb) {
     let db = &t.db;
-    let m = registry::model("Messages").unwrap();
-    let per_statement = botdb::core::exec::bind_limit(db.backend()) / (m.columns.len() - 1);
+    let m = model("Messages").unwrap();
+    let per_statement = botdb::testing::exec::bind_limit(db.backend()) / (m.columns.len() - 1);
     let n = per_statement * 2 + 7;
     let rows: Vec<NewRow> = (0..n).map(|i| NewRow::parse(m, &msg(&format!("m{i}"), "c", i as f64)).unwrap()).collect();
     let rows = Arc::new(rows);
-    let inserted = db
-        .engine()
+    let inserted = botdb::testing::engine(&db)
         .write("test", move |txn| {
             let rows = rows.clone();
-            Box::pin(async move { botdb::core::exec::insert_many(txn, &rows).await })
+            Box::pin(async move { botdb::testing::exec::insert_many(txn, &rows).await })
         })
         .await
         .unwrap();
@@ -338,7 +337,7 @@ async fn a_thousand_concurrent_writers(t: &TestDb) {
                 let data = json!({"model_name": "m", "model_assign_name": "a", "model_api_provider": "p",
                     "user_id": format!("w{i}"), "request_type": "chat", "endpoint": "/", "prompt_tokens": i,
                     "completion_tokens": 1, "total_tokens": i + 1, "cost": 0.1, "status": "ok"});
-                let row = NewRow::parse(registry::model("LLMUsage").unwrap(), &data).unwrap();
+                let row = NewRow::parse(model("LLMUsage").unwrap(), &data).unwrap();
                 let ticket = db.submit(WriteOp::Insert(row), prios[i % 4]).await.unwrap();
                 let row = ticket.await.unwrap().into_row().unwrap();
                 (i, row["id"].as_i64().unwrap())
@@ -368,7 +367,7 @@ fn sqlite_settings(dir: &tempfile::TempDir) -> Settings {
 async fn shutdown_with_ten_thousand_queued_writes() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(sqlite_settings(&dir)).await.unwrap();
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let mut tickets = Vec::with_capacity(10_000);
     for i in 0..10_000 {
         let row = NewRow::parse(m, &msg(&format!("q{i}"), &format!("c{}", i % 50), i as f64)).unwrap();
@@ -395,7 +394,7 @@ async fn shutdown_with_ten_thousand_queued_writes() {
 async fn a_read_after_a_write_always_sees_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(sqlite_settings(&dir)).await.unwrap();
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let db = db.clone();
@@ -441,7 +440,7 @@ async fn another_process_holding_the_write_lock() {
     let url = format!("sqlite://{}/b.sqlite", dir.path().display());
     let holder = botdb::sea_orm::Database::connect(&url).await.unwrap();
     holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let mut tickets = vec![];
     let mut overloaded = 0;
     for i in 0..400 {

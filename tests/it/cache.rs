@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use botdb::core::exec::Select;
-use botdb::core::registry;
-use botdb::optimization::cache::policy::{Reach, Touched};
-use botdb::optimization::cache::{Cache, Loader};
+use botdb::testing::Select;
+use botdb::testing::{Cache, Loader};
+use botdb::testing::{Reach, Touched};
 use botdb::{Db, Row, Settings};
+use botdb::{PartState, model};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
@@ -104,9 +104,9 @@ async fn recent_history_window_sees_every_write(t: &TestDb) {
 
 /// The cached answer of `sel` and what the database holds, compared.
 async fn same_as_database(db: &Db, filter: Value, limit: Option<u64>) {
-    let m = registry::model("Messages").unwrap();
+    let m = model("Messages").unwrap();
     let sel = Select::parse(m, &filter, &["-time".to_owned()], limit).unwrap();
-    let fresh = botdb::core::exec::select(db.engine().reader(), &sel).await.unwrap();
+    let fresh = botdb::testing::exec::select(botdb::testing::engine(&db).reader(), &sel).await.unwrap();
     let cached = db.find("Messages", &filter, &["-time"], limit).await.unwrap();
     let cached: Vec<Row> = cached.iter().map(|r| (**r).clone()).collect();
     assert_eq!(cached, fresh, "cached {filter} (limit {limit:?}) differs from the database");
@@ -169,9 +169,9 @@ async fn a_thousand_concurrent_cold_reads_make_one_query() {
     let db = Db::open(settings_for(&dir)).await.unwrap();
     db.create("PersonInfo", &person("hot")).await.unwrap();
     let queries = Arc::new(AtomicUsize::new(0));
-    let m = registry::model("PersonInfo").unwrap();
+    let m = model("PersonInfo").unwrap();
     let sel = Select::parse(m, &json!({"person_id": "hot"}), &[], None).unwrap();
-    let reader = db.engine().reader().clone();
+    let reader = botdb::testing::engine(&db).reader().clone();
     let q = queries.clone();
     let load = move |s: Select| -> BoxFuture<'static, botdb::Result<Vec<Row>>> {
         let (reader, q) = (reader.clone(), q.clone());
@@ -179,11 +179,11 @@ async fn a_thousand_concurrent_cold_reads_make_one_query() {
             q.fetch_add(1, Ordering::SeqCst);
             // Hold the load open long enough for every reader to pile onto it.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            botdb::core::exec::select(&reader, &s).await
+            botdb::testing::exec::select(&reader, &s).await
         })
     };
     let load = Arc::new(load);
-    let cache = db.cache().clone();
+    let cache = botdb::testing::cache(&db).clone();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let (cache, sel, load) = (cache.clone(), sel.clone(), load.clone());
@@ -210,18 +210,18 @@ async fn a_load_that_began_before_a_write_never_installs_its_result() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(settings_for(&dir)).await.unwrap();
     db.create("PersonInfo", &person("race")).await.unwrap();
-    let m = registry::model("PersonInfo").unwrap();
+    let m = model("PersonInfo").unwrap();
     let sel = Select::parse(m, &json!({"person_id": "race"}), &[], None).unwrap();
-    let cache: Cache = db.cache().clone();
+    let cache: Cache = botdb::testing::cache(&db).clone();
     // A slow load: reads the old row, then waits until the write has committed before returning it.
     let (read_done_tx, read_done_rx) = tokio::sync::oneshot::channel::<()>();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
     let gates = Arc::new(std::sync::Mutex::new(Some((read_done_tx, release_rx))));
-    let reader = db.engine().reader().clone();
+    let reader = botdb::testing::engine(&db).reader().clone();
     let slow = move |s: Select| -> BoxFuture<'static, botdb::Result<Vec<Row>>> {
         let (reader, gates) = (reader.clone(), gates.clone());
         Box::pin(async move {
-            let rows = botdb::core::exec::select(&reader, &s).await?;
+            let rows = botdb::testing::exec::select(&reader, &s).await?;
             let gate = gates.lock().unwrap().take();
             if let Some((done, release)) = gate {
                 done.send(()).unwrap();
@@ -264,7 +264,7 @@ async fn ttl_expiry_and_the_memory_bound_hold() {
     for i in 0..2000 {
         db.find("PersonInfo", &json!({"person_id": format!("absent-{i}")}), &[], None).await.unwrap();
     }
-    db.cache().run_pending_tasks().await;
+    botdb::testing::cache(&db).run_pending_tasks().await;
     let st = db.cache_stats();
     assert!(st.l2_bytes <= 64 * 1024, "{st:?}");
     assert!(st.evicted_size > 0 || st.evicted_expired > 0, "{st:?}");
@@ -325,9 +325,10 @@ async fn two_handles_sharing_redis_see_each_others_writes() {
     let b = Db::open(with_redis(&dir, &url, &prefix)).await.unwrap();
     // Both subscribed and synchronised.
     assert!(
-        wait_until(Duration::from_secs(5), async || a.cache().redis_state() == "up" && b.cache().redis_state() == "up")
-            .await
-            .is_some()
+        wait_until(Duration::from_secs(5), async || a.redis_state() == PartState::Up
+            && b.redis_state() == PartState::Up)
+        .await
+        .is_some()
     );
     a.create("PersonInfo", &person("shared")).await.unwrap();
     let nick = async |db: &Db| {
@@ -384,7 +385,7 @@ async fn a_frozen_redis_never_fails_a_read_and_recovers() {
     let url = format!("redis://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(with_redis(&dir, &url, "frozen")).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), async || db.cache().redis_state() == "up").await.is_some());
+    assert!(wait_until(Duration::from_secs(5), async || db.redis_state() == PartState::Up).await.is_some());
     for i in 0..20 {
         db.create("PersonInfo", &person(&format!("f{i}"))).await.unwrap();
         db.find_one("PersonInfo", &json!({"person_id": format!("f{i}")}), &[]).await.unwrap().unwrap();
@@ -402,13 +403,13 @@ async fn a_frozen_redis_never_fails_a_read_and_recovers() {
         assert!(db.find_one("PersonInfo", &json!({"person_id": format!("cold-{i}")}), &[]).await.unwrap().is_none());
     }
     let frozen_for = start.elapsed();
-    assert_eq!(db.cache().redis_state(), "degraded");
+    assert_eq!(db.redis_state(), PartState::Degraded);
     assert!(db.cache_stats().redis_errors > 0);
     println!("80 operations with Redis frozen took {frozen_for:?}");
     drop(guard);
     let back = wait_until(Duration::from_secs(10), async || {
         db.find_one("PersonInfo", &json!({"person_id": "f0"}), &[]).await.unwrap();
-        db.cache().redis_state() == "up"
+        db.redis_state() == PartState::Up
     })
     .await;
     println!("Redis tier back up {back:?} after SIGCONT");
@@ -426,7 +427,7 @@ fn loader_type(f: &(dyn Fn(Select) -> BoxFuture<'static, botdb::Result<Vec<Row>>
 
 #[allow(dead_code)]
 fn touched_type() -> Touched {
-    Touched { model: registry::model("Messages").unwrap(), reach: Reach::Everything }
+    Touched { model: model("Messages").unwrap(), reach: Reach::Everything }
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ async fn store_action_info_derives_fields(t: &TestDb) {
     assert_eq!(row["action_done"], json!(true));
     assert_eq!(row["action_build_into_prompt"], json!(false));
     assert_eq!(row["action_prompt_display"], json!(""));
-    assert!((row["time"].as_f64().unwrap() - botdb::utils::time::now_epoch()).abs() < 60.0);
+    assert!((row["time"].as_f64().unwrap() - botdb::testing::time::now_epoch()).abs() < 60.0);
     // Defaults, no chat stream; two calls back to back get two rows.
     let a = c.store_action_info(&ActionInfo::default()).await.unwrap();
     let b = c.store_action_info(&ActionInfo::default()).await.unwrap();

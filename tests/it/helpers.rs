@@ -6,7 +6,7 @@ use botdb::sea_orm::{ConnectionTrait, Database};
 use botdb::{Db, Settings, Synchronous};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
     Mysql,
@@ -23,7 +23,7 @@ impl Backend {
 }
 
 /// One fresh database, dropped by [`TestDb::close`].
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub db: Db,
     pub backend: Backend,
     /// Server URL and database name to drop at the end (PostgreSQL/MySQL).
@@ -37,7 +37,7 @@ fn unique_name() -> String {
 }
 
 /// Settings for a fresh database of `backend`, or `None` when that backend is not under test.
-pub async fn fresh_settings(
+pub(crate) async fn fresh_settings(
     backend: Backend,
 ) -> Option<(Settings, Option<(String, String)>, Option<tempfile::TempDir>)> {
     match backend.env() {
@@ -64,14 +64,14 @@ pub async fn fresh_settings(
     }
 }
 
-pub async fn open(backend: Backend) -> Option<TestDb> {
+pub(crate) async fn open(backend: Backend) -> Option<TestDb> {
     let (settings, drop, dir) = fresh_settings(backend).await?;
     let db = Db::open(settings).await.expect("open test database");
     Some(TestDb { db, backend, drop, _dir: dir })
 }
 
 impl TestDb {
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.db.shutdown().await;
         if let Some((server, name)) = self.drop {
             let admin = Database::connect(&server).await.expect("connect to the test server");
@@ -101,7 +101,7 @@ macro_rules! backend_tests {
 }
 pub(crate) use backend_tests;
 
-pub async fn run<F>(backend: Backend, f: F)
+pub(crate) async fn run<F>(backend: Backend, f: F)
 where
     F: for<'a> FnOnce(&'a TestDb) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
 {
@@ -111,8 +111,8 @@ where
 }
 
 /// A valid value of `kind` for generated rows.
-pub fn sample(kind: botdb::core::registry::Kind, i: i64) -> serde_json::Value {
-    use botdb::core::registry::Kind;
+pub(crate) fn sample(kind: botdb::Kind, i: i64) -> serde_json::Value {
+    use botdb::Kind;
     use serde_json::json;
     match kind {
         Kind::Id | Kind::Int => json!(i),
@@ -124,7 +124,7 @@ pub fn sample(kind: botdb::core::registry::Kind, i: i64) -> serde_json::Value {
 }
 
 /// Required fields of `model` filled with [`sample`] values.
-pub fn required_data(model: &botdb::core::registry::ModelDef, i: i64) -> serde_json::Value {
+pub(crate) fn required_data(model: &botdb::ModelDef, i: i64) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     for c in model.columns.iter().filter(|c| c.is_required()) {
         m.insert(c.name.to_owned(), sample(c.kind, i));

@@ -1,7 +1,7 @@
 //! Every model: create with only its required fields (defaults filled), read back, and every column
 //! round-trips (floats, booleans, DATETIME text, NULLs, 4-byte emoji, 10k-character text).
 
-use botdb::core::registry::{DefaultValue, Kind, models};
+use botdb::{DefaultValue, Kind, models};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestDb, backend_tests, required_data};
@@ -30,7 +30,7 @@ async fn create_with_required_fields_fills_defaults(t: &TestDb) {
                 DefaultValue::NowLocal | DefaultValue::NowUtc | DefaultValue::NowLocalText => {
                     let s = v.as_str().unwrap();
                     assert!(
-                        botdb::utils::time::parse_datetime(s).is_some() && s.len() == 26,
+                        botdb::testing::time::parse_datetime(s).is_some() && s.len() == 26,
                         "{}.{}: {s}",
                         m.name,
                         c.name

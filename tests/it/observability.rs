@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use botdb::{Db, Settings};
+use botdb::{Db, HealthStatus, PartState, Settings};
 use metrics_util::debugging::DebuggingRecorder;
 use serde_json::json;
 
@@ -24,7 +24,7 @@ fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
             db.find_one("PersonInfo", &json!({"person_id": "p"}), &[]).await.unwrap();
             db.flush().await;
             let h = db.health().await;
-            assert_eq!((h.status, h.database, h.redis), ("ok", "up", "absent"));
+            assert_eq!((h.status, h.database, h.redis), (HealthStatus::Ok, PartState::Up, PartState::Absent));
             assert!(h.last_flush_age_ms.is_some());
             db.cache_stats();
             db.shutdown().await;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// error (one line on stderr), 2 when `check` finds a problem.
 #[derive(Debug, Parser)]
 #[command(name = "botdb-admin", version)]
-pub struct Args {
+pub(crate) struct Args {
     /// Configuration directory (default.toml, then <BOTDB_PROFILE>.toml). Without it, built-in defaults
     /// and BOTDB__SECTION__KEY environment variables apply.
     #[arg(long, global = true, env = "BOTDB_CONFIG_DIR", value_name = "DIR")]
@@ -25,7 +25,7 @@ pub struct Args {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply, revert or report migrations.
     Migrate {
         /// The migration action.
@@ -111,7 +111,7 @@ pub enum Command {
 
 /// Cache actions.
 #[derive(Debug, Subcommand)]
-pub enum CacheAction {
+pub(crate) enum CacheAction {
     /// Cache statistics: those running processes published to Redis (every 5 s), when `cache.redis.url` is
     /// set; without Redis only this admin process's own (empty) cache can be seen.
     Stats,
@@ -123,7 +123,7 @@ pub enum CacheAction {
 
 /// Migration actions.
 #[derive(Debug, Subcommand)]
-pub enum MigrateAction {
+pub(crate) enum MigrateAction {
     /// Apply pending migrations.
     Up {
         /// Only this many.

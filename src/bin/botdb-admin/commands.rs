@@ -28,7 +28,7 @@ async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
 
 async fn wait_for_bus(db: Db) -> Db {
     for _ in 0..50 {
-        if db.cache().redis_state() != "degraded" {
+        if db.redis_state() != botdb::PartState::Degraded {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -37,9 +37,9 @@ async fn wait_for_bus(db: Db) -> Db {
 }
 
 /// Runs the command; `Ok` carries the exit code (2 for a failed check).
-pub async fn run(args: Args) -> Result<ExitCode> {
+pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     if let Command::Models = args.command {
-        let models: Vec<Value> = botdb::core::registry::models()
+        let models: Vec<Value> = botdb::models()
             .iter()
             .map(|m| {
                 json!({"model": m.name, "table": m.table,
@@ -116,16 +116,14 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
         Command::Health => {
             let h = db.health().await;
             print(&h)?;
-            if h.status == "down" {
+            if h.status == botdb::HealthStatus::Down {
                 eprintln!("error: the database is down");
                 return Ok(ExitCode::from(2));
             }
         }
         Command::Cache { action: CacheAction::Stats } => {
-            let processes = db.cache().published_stats().await;
-            print(
-                &json!({ "redis": db.cache().redis_state(), "processes": processes, "this_process": db.cache_stats() }),
-            )?;
+            let processes = db.published_cache_stats().await;
+            print(&json!({ "redis": db.redis_state(), "processes": processes, "this_process": db.cache_stats() }))?;
         }
         Command::Cache { action: CacheAction::Flush } => {
             let told = db.flush_cache().await;

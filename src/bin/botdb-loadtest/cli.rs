@@ -10,7 +10,7 @@ use clap::Parser;
 /// a table per operation and writes a JSON report and SVG plots. Targets loopback databases only.
 #[derive(Debug, Parser)]
 #[command(name = "botdb-loadtest", version)]
-pub struct Args {
+pub(crate) struct Args {
     /// Open loop at this many incoming messages per second (latency counted from each message's scheduled
     /// time). 0: closed loop at the maximum rate with `--concurrency` message flows. Default: 0.
     #[arg(long, default_value_t = 0.0)]

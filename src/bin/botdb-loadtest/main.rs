@@ -69,7 +69,7 @@ async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Ve
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
                 // SQLite's own online copy.
-                db.engine().writer().execute_unprepared(&format!("VACUUM INTO '{}'", path.display())).await?;
+                db.backup_to(&path).await?;
                 out.push((name.to_owned(), format!("sqlite://{}?mode=rwc", path.display())));
             }
             db.shutdown().await;
@@ -110,8 +110,7 @@ const SEEDED_USAGE: u64 = 2000;
 async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<SystemReport, BoxError> {
     let settings = settings_for(url, args.redis_url.as_deref())?;
     let (system, db) = if name == "baseline" {
-        let engine = botdb::core::engine::Engine::connect(&settings.database).await?;
-        (System::Baseline(engine.reader().clone()), None)
+        (System::Baseline(Db::connect_plain(&settings.database).await?), None)
     } else {
         let db = Db::open(settings.clone()).await?;
         (System::Botdb(db.clone()), Some(db))

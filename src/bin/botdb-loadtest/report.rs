@@ -16,7 +16,7 @@ use crate::workload::Op;
 
 /// Percentiles in µs.
 #[derive(Debug, Clone, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
@@ -33,7 +33,7 @@ impl Latency {
 
 /// One operation's figures.
 #[derive(Debug, Clone, Serialize)]
-pub struct OpReport {
+pub(crate) struct OpReport {
     pub count: u64,
     pub errors: u64,
     pub p50_us: f64,
@@ -42,7 +42,7 @@ pub struct OpReport {
 
 /// One system's figures (the JSON shape of the issue).
 #[derive(Debug, Clone, Serialize)]
-pub struct SystemReport {
+pub(crate) struct SystemReport {
     pub messages_per_s: f64,
     pub row_writes_per_s: f64,
     pub reads_per_s: f64,
@@ -68,7 +68,7 @@ pub struct SystemReport {
 }
 
 /// Builds a system's report from its recorder.
-pub fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
+pub(crate) fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
     let secs = measured.as_secs_f64().max(1e-9);
     let mut reads = Histogram::<u64>::new(3).expect("histogram");
     let mut writes = Histogram::<u64>::new(3).expect("histogram");
@@ -117,7 +117,7 @@ pub fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
 }
 
 /// The terminal table of one system.
-pub fn print_table(name: &str, r: &SystemReport) {
+pub(crate) fn print_table(name: &str, r: &SystemReport) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(["op", "count", "errors", "ops/s", "p50 µs", "p90 µs", "p95 µs", "p99 µs", "p99.9 µs", "max µs"]);
@@ -150,7 +150,7 @@ fn nines(q: f64) -> f64 {
 }
 
 /// Writes the two SVG plots next to the JSON report.
-pub fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(), Box<dyn std::error::Error>> {
     let colours = [RED, BLUE];
     // Read latency by percentile.
     let path = dir.join("read-latency.svg");

@@ -12,13 +12,13 @@ use crate::systems::System;
 use crate::workload::{Call, Op, Shape, T0, flow};
 
 /// Latencies and counts of one operation.
-pub struct OpStats {
+pub(crate) struct OpStats {
     pub hist: Histogram<u64>,
     pub errors: u64,
 }
 
 /// Everything recorded for one system.
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub ops: Vec<Mutex<OpStats>>,
     /// Incoming messages completed per second of the measured phase.
     pub per_second: Vec<AtomicU64>,
@@ -62,7 +62,7 @@ impl Recorder {
 
 /// How the measured phase drives load.
 #[derive(Debug, Clone, Copy)]
-pub struct Load {
+pub(crate) struct Load {
     pub rate: f64,
     pub concurrency: usize,
     /// botdb submits a message's writes and awaits their tickets at the end of the message.
@@ -138,7 +138,7 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
 }
 
 /// Runs the load; returns the recorder and the measured wall time.
-pub async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Arc<Recorder>, Duration) {
+pub(crate) async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Arc<Recorder>, Duration) {
     let rec = Arc::new(Recorder::new());
     let counter = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -213,7 +213,7 @@ pub async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Ar
 }
 
 /// The process's resident set size now, in MB (Linux).
-pub fn rss_mb() -> f64 {
+pub(crate) fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -17,7 +17,7 @@ use crate::workload::Call;
 
 /// A system under test.
 #[derive(Clone)]
-pub enum System {
+pub(crate) enum System {
     /// botdb: cache, batch scheduler, name-based API.
     Botdb(Db),
     /// Plain sea-orm on a pool.
@@ -27,7 +27,7 @@ pub enum System {
 impl System {
     /// Queues a write of botdb and returns its ticket; `None` for a read, or for the baseline (which has
     /// no ticket: its calls are awaited one by one).
-    pub async fn submit(&self, call: &Call) -> Result<Option<botdb::optimization::batch::Ticket>, String> {
+    pub(crate) async fn submit(&self, call: &Call) -> Result<Option<botdb::Ticket>, String> {
         let System::Botdb(db) = self else { return Ok(None) };
         let t = match call {
             Call::InsertMessage(m) => db.submit_create("Messages", m).await,
@@ -56,7 +56,7 @@ impl System {
     }
 
     /// Runs one call; the error is reported, never hidden.
-    pub async fn run(&self, call: &Call) -> Result<(), String> {
+    pub(crate) async fn run(&self, call: &Call) -> Result<(), String> {
         match self {
             System::Botdb(db) => match self.submit(call).await? {
                 Some(ticket) => ticket.await.map(drop).map_err(|e| e.to_string()),
@@ -214,7 +214,7 @@ async fn baseline_call(conn: &DatabaseConnection, call: &Call) -> Result<(), bot
                 cost: Set(f(u, "cost")),
                 time_cost: Set(Some(f(u, "time_cost"))),
                 status: Set(s(u, "status")),
-                timestamp: Set(botdb::utils::time::now_local()),
+                timestamp: Set(chrono::Local::now().naive_local()),
                 ..Default::default()
             };
             am.insert(conn).await?;

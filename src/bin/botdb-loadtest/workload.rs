@@ -4,15 +4,12 @@
 //! writes; image counters; on replies (10 %), 1.5 sent segments inserted and their ids rewritten after the
 //! platform's echo, and 2.5 model calls. Chats are skewed: 20 % carry 80 % of the messages.
 
-use botdb::core::data::NewRow;
-use botdb::core::exec;
-use botdb::core::registry;
 use botdb::{Db, Result};
 use serde_json::{Value, json};
 
 /// The dataset's shape.
 #[derive(Debug, Clone, Copy)]
-pub struct Shape {
+pub(crate) struct Shape {
     pub chats: usize,
     pub users: usize,
     pub messages_per_chat: usize,
@@ -21,7 +18,7 @@ pub struct Shape {
 }
 
 /// The base of simulated time (epoch seconds).
-pub const T0: f64 = 1.75e9;
+pub(crate) const T0: f64 = 1.75e9;
 
 fn hex(seed: u64, kind: u64, i: usize, len: usize) -> String {
     let mut out = String::with_capacity(len);
@@ -37,27 +34,27 @@ fn hex(seed: u64, kind: u64, i: usize, len: usize) -> String {
 }
 
 impl Shape {
-    pub fn chat(&self, i: usize) -> String {
+    pub(crate) fn chat(&self, i: usize) -> String {
         hex(self.seed, 1, i, 64)
     }
-    pub fn person(&self, u: usize) -> String {
+    pub(crate) fn person(&self, u: usize) -> String {
         hex(self.seed, 2, u, 32)
     }
-    pub fn user(&self, u: usize) -> String {
+    pub(crate) fn user(&self, u: usize) -> String {
         (100_000 + u).to_string()
     }
-    pub fn image(&self, i: usize) -> String {
+    pub(crate) fn image(&self, i: usize) -> String {
         hex(self.seed, 3, i, 32)
     }
 
     /// A chat: 80 % of picks from the hottest 20 %.
-    pub fn pick_chat(&self, rng: &mut fastrand::Rng) -> usize {
+    pub(crate) fn pick_chat(&self, rng: &mut fastrand::Rng) -> usize {
         let hot = (self.chats / 5).max(1);
         if rng.f64() < 0.8 { rng.usize(..hot) } else { rng.usize(..self.chats) }
     }
 }
 
-pub fn message(shape: &Shape, id: &str, chat: usize, time: f64, user: usize, rng: &mut fastrand::Rng) -> Value {
+pub(crate) fn message(shape: &Shape, id: &str, chat: usize, time: f64, user: usize, rng: &mut fastrand::Rng) -> Value {
     const TEXTS: [&str; 4] = [
         "今天天气不错，我们去公园散步吧",
         "哈哈哈哈 这个表情包太好笑了 😂",
@@ -73,14 +70,14 @@ pub fn message(shape: &Shape, id: &str, chat: usize, time: f64, user: usize, rng
         "display_message": text, "key_words": "[]", "priority_mode": "normal"})
 }
 
-pub fn usage(shape: &Shape, user: usize) -> Value {
+pub(crate) fn usage(shape: &Shape, user: usize) -> Value {
     json!({"model_name": "deepseek-v3", "model_assign_name": "replyer", "model_api_provider": "siliconflow",
         "user_id": shape.user(user), "request_type": "chat.replyer", "endpoint": "/chat/completions",
         "prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280, "cost": 0.0021, "time_cost": 1.8,
         "status": "success"})
 }
 
-pub fn action(shape: &Shape, chat: usize, action_id: &str, time: f64) -> Value {
+pub(crate) fn action(shape: &Shape, chat: usize, action_id: &str, time: f64) -> Value {
     let c = shape.chat(chat);
     json!({"action_id": action_id, "time": time, "action_name": "reply", "action_data": "{\"reply\":\"好的\"}",
         "action_done": true, "action_build_into_prompt": false, "action_prompt_display": "", "chat_id": c,
@@ -88,22 +85,11 @@ pub fn action(shape: &Shape, chat: usize, action_id: &str, time: f64) -> Value {
 }
 
 async fn insert_all(db: &Db, model: &str, rows: Vec<Value>) -> Result<()> {
-    let m = registry::model(model)?;
-    for chunk in rows.chunks(2000) {
-        let parsed = chunk.iter().map(|r| NewRow::parse(m, r)).collect::<Result<Vec<_>>>()?;
-        let parsed = std::sync::Arc::new(parsed);
-        db.engine()
-            .write("seed", move |txn| {
-                let p = parsed.clone();
-                Box::pin(async move { exec::insert_many(txn, &p).await.map(|_| ()) })
-            })
-            .await?;
-    }
-    Ok(())
+    db.insert_many(model, &rows).await.map(drop)
 }
 
 /// Writes the dataset (deterministic for a seed).
-pub async fn seed(db: &Db, shape: &Shape) -> Result<()> {
+pub(crate) async fn seed(db: &Db, shape: &Shape) -> Result<()> {
     let mut rng = fastrand::Rng::with_seed(shape.seed);
     let streams = (0..shape.chats)
         .map(|c| json!({"stream_id": shape.chat(c), "create_time": T0 - 1e6, "last_active_time": T0, "platform": "qq",
@@ -155,7 +141,7 @@ pub async fn seed(db: &Db, shape: &Shape) -> Result<()> {
 
 /// The operations, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     ReadStream,
     ReadPerson,
     ReadRelationship,
@@ -176,7 +162,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 17] = [
+    pub(crate) const ALL: [Op; 17] = [
         Op::ReadStream,
         Op::ReadPerson,
         Op::ReadRelationship,
@@ -196,7 +182,7 @@ impl Op {
         Op::IncrementImage,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::ReadStream => "read_stream",
             Op::ReadPerson => "read_person",
@@ -218,7 +204,7 @@ impl Op {
         }
     }
 
-    pub fn is_write(self) -> bool {
+    pub(crate) fn is_write(self) -> bool {
         matches!(
             self,
             Op::InsertMessage
@@ -234,7 +220,7 @@ impl Op {
 
 /// One operation with its arguments.
 #[derive(Debug, Clone)]
-pub enum Call {
+pub(crate) enum Call {
     ReadStream(String),
     ReadPerson(String),
     ReadRelationship(String),
@@ -255,7 +241,7 @@ pub enum Call {
 }
 
 impl Call {
-    pub fn op(&self) -> Op {
+    pub(crate) fn op(&self) -> Op {
         match self {
             Call::ReadStream(_) => Op::ReadStream,
             Call::ReadPerson(_) => Op::ReadPerson,
@@ -280,7 +266,7 @@ impl Call {
 
 /// The calls of one incoming message, in the bot's order (the reply path reads the history right after the
 /// message was written, and must see it).
-pub fn flow(shape: &Shape, n: u64, now: f64, rng: &mut fastrand::Rng) -> (Vec<Call>, String, String) {
+pub(crate) fn flow(shape: &Shape, n: u64, now: f64, rng: &mut fastrand::Rng) -> (Vec<Call>, String, String) {
     let chat = shape.pick_chat(rng);
     // A chat's messages come from its members (40 per chat), as in a real group.
     let user = (chat * 37 + rng.usize(..40)) % shape.users;

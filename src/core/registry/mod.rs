@@ -1,12 +1,62 @@
-//! The model registry: the 25 model names of the model mapping, their tables, columns, types, client-side
-//! defaults, required fields and natural keys. Field names reach SQL only after being resolved here.
+//! The model registry: the model names of the model mapping, their tables, columns, types, client-side
+//! defaults, required fields and natural keys, and what botdb knows of each model beyond its columns (its
+//! partition column, default write priority, index order, warm-up role: the annotations of
+//! `docs/schema.md`). Field names reach SQL only after being resolved here, and no other file matches a
+//! model by name.
 
 mod models;
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use serde::{Deserialize, Serialize};
+
 use crate::utils::error::{Error, Result};
+
+pub(crate) use models::MODEL_COUNT;
+
+/// How urgent a write is; every model has a default (its annotation). Lower sorts first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Must not wait behind anything (e.g. a permission change).
+    Critical = 0,
+    /// User-visible state (e.g. the incoming message).
+    High = 1,
+    /// Bookkeeping (the default).
+    #[default]
+    Normal = 2,
+    /// Statistics and counters.
+    Low = 3,
+}
+
+impl Priority {
+    /// All priorities, most urgent first.
+    pub const ALL: [Priority; 4] = [Priority::Critical, Priority::High, Priority::Normal, Priority::Low];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+/// A model's part in warming the most active chats (the preloader's recipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreloadRole {
+    /// Its partitions' recent-history windows are warmed, and its partitions ranked by latest activity.
+    History,
+    /// The row keyed by the chat (partition) value.
+    Chat,
+    /// The people who wrote in the warmed windows.
+    Speaker,
+    /// Their relationships.
+    Relationship,
+}
 
 /// The storage kind of a column, which decides JSON validation and database encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +157,18 @@ pub struct ModelDef {
     pub keys: &'static [Key],
     /// Columns set to now (local) on every update unless the update sets them.
     pub touch_on_update: &'static [&'static str],
+    /// The position in the mapping (a compact id, `0..models().len()`).
+    pub index: usize,
+    /// The column whose equality scopes reads and writes to one partition (a chat, a person, …).
+    pub partition: Option<usize>,
+    /// The time column that, after the partition, orders a multi-row insert (index order).
+    pub order: Option<usize>,
+    /// The default write priority.
+    pub priority: Priority,
+    /// The first insert into a partition warms that partition's cache entries in the background.
+    pub warm_on_insert: bool,
+    /// The part in warming the most active chats, if any.
+    pub preload: Option<PreloadRole>,
 }
 
 impl PartialEq for ModelDef {
@@ -148,7 +210,7 @@ impl ModelDef {
     }
 }
 
-/// The 25 models, in the order of the schema contract.
+/// Every model, in the order of the schema contract.
 pub fn models() -> &'static [ModelDef] {
     &models::MODELS
 }
@@ -164,13 +226,24 @@ pub fn model(name: &str) -> Result<&'static ModelDef> {
     })
 }
 
-/// The position of `model` in the mapping (0..25), a compact id.
-pub fn model_index(model: &ModelDef) -> usize {
-    models().iter().position(|m| m.name == model.name).unwrap_or(0)
+/// The position of `model` in the mapping, a compact id.
+pub(crate) fn model_index(model: &ModelDef) -> usize {
+    model.index
+}
+
+/// The model holding a preload role (every role has exactly one: the generator checks it).
+///
+/// # Errors
+/// [`Error::Internal`] if none does (a generator bug).
+pub(crate) fn preload_model(role: PreloadRole) -> Result<&'static ModelDef> {
+    models()
+        .iter()
+        .find(|m| m.preload == Some(role))
+        .ok_or_else(|| Error::internal(format!("no model has the preload role {role:?}")))
 }
 
 /// Looks a model up by its table name.
-pub fn model_by_table(table: &str) -> Option<&'static ModelDef> {
+pub(crate) fn model_by_table(table: &str) -> Option<&'static ModelDef> {
     models().iter().find(|m| m.table == table)
 }
 
@@ -185,8 +258,34 @@ mod tests {
     #[test]
     fn mapping_has_25_models_and_275_columns() {
         assert_eq!(MODEL_MAPPING.len(), 25);
+        assert_eq!(MODEL_COUNT, 25);
         assert_eq!(models().iter().map(|m| m.columns.len()).sum::<usize>(), 275);
         assert!(models().iter().all(|m| m.columns[0].name == "id" && m.columns[0].kind == Kind::Id));
+    }
+
+    /// The annotations of `docs/schema.md` name existing models and columns, and the generated registry
+    /// matches them (run `python3 scripts/gen_schema.py` after editing them).
+    #[test]
+    fn annotations_name_real_models_and_columns_and_are_generated() {
+        let doc = include_str!("../../../docs/schema.md");
+        let section = doc.split("\n## botdb annotations\n").nth(1).expect("the annotation section");
+        let mut rows = 0;
+        for line in section.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| model")) {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let [name, part, order, prio, on_insert, _preload] = cells[..] else { panic!("bad row {line}") };
+            let m = model(name).unwrap_or_else(|e| panic!("annotation names a model that does not exist: {e}"));
+            let col = |c: &str| (!c.is_empty()).then(|| m.column_index(c).unwrap_or_else(|e| panic!("{e}")));
+            assert_eq!(m.partition, col(part), "{name}: partition (regenerate models.rs)");
+            assert_eq!(m.order, col(order), "{name}: order");
+            assert_eq!(m.priority.label(), prio, "{name}: priority");
+            assert_eq!(m.warm_on_insert, !on_insert.is_empty(), "{name}: on insert");
+            rows += 1;
+        }
+        assert!(rows > 0);
+        assert!(models().iter().enumerate().all(|(i, m)| m.index == i));
+        for role in [PreloadRole::History, PreloadRole::Chat, PreloadRole::Speaker, PreloadRole::Relationship] {
+            assert!(preload_model(role).unwrap().partition.is_some());
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Bounds and state.
 #[derive(Debug, Clone)]
-pub struct Controller {
+pub(crate) struct Controller {
     min_batch: usize,
     max_batch: usize,
     min_linger: Duration,
@@ -18,7 +18,7 @@ pub struct Controller {
 
 impl Controller {
     /// A controller within `[min_batch, max_batch]` rows and `[min_linger, max_linger]`.
-    pub fn new(min_batch: usize, max_batch: usize, min_linger: Duration, max_linger: Duration) -> Self {
+    pub(crate) fn new(min_batch: usize, max_batch: usize, min_linger: Duration, max_linger: Duration) -> Self {
         let min_batch = min_batch.max(1);
         let max_batch = max_batch.max(min_batch);
         let max_linger = max_linger.max(min_linger);
@@ -34,27 +34,27 @@ impl Controller {
     }
 
     /// Rows to collect before flushing without waiting for the linger deadline.
-    pub fn target(&self) -> usize {
+    pub(crate) fn target(&self) -> usize {
         self.target
     }
 
     /// The most a batch may hold.
-    pub fn max_batch(&self) -> usize {
+    pub(crate) fn max_batch(&self) -> usize {
         self.max_batch
     }
 
     /// How long the first write of a batch may wait for company.
-    pub fn linger(&self) -> Duration {
+    pub(crate) fn linger(&self) -> Duration {
         self.linger
     }
 
     /// The lower bound of linger: the grace given to writes that queued during a flush.
-    pub fn min_linger(&self) -> Duration {
+    pub(crate) fn min_linger(&self) -> Duration {
         self.min_linger
     }
 
     /// Learns from one flush: its commit latency, its size, and the queue depth left behind.
-    pub fn observe(&mut self, commit: Duration, batch_rows: usize, backlog: usize) {
+    pub(crate) fn observe(&mut self, commit: Duration, batch_rows: usize, backlog: usize) {
         self.commit_ewma = if self.commit_ewma.is_zero() { commit } else { (self.commit_ewma * 4 + commit) / 5 };
         self.linger = (self.commit_ewma / 2).clamp(self.min_linger, self.max_linger);
         if backlog > self.target {

@@ -12,9 +12,8 @@ use serde_json::Value;
 use crate::core::engine::Engine;
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
-use crate::core::registry::Kind;
 use crate::core::value::{Cell, Row};
-use crate::optimization::cache::policy::{Reach, Touched, inserted, partition_column, reach_of};
+use crate::optimization::partition::{Touched, inserted, reach_from, reach_of, returning_partition};
 use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
@@ -35,16 +34,12 @@ pub struct BatchResult {
 /// The index order of a row: its partition (chat, …), then its time.
 fn index_key(op: &WriteOp) -> (String, f64) {
     let WriteOp::Insert(r) = op else { return (String::new(), 0.0) };
-    let part = partition_column(r.model).map(|p| match &r.cells[p] {
+    let part = r.model.partition.map(|p| match &r.cells[p] {
         Cell::Text(s) => s.clone(),
         other => other.to_json().to_string(),
     });
-    let time = r
-        .model
-        .columns
-        .iter()
-        .position(|c| c.kind == Kind::Float && (c.name == "time" || c.name == "timestamp"))
-        .and_then(|i| if let Cell::Float(f) = r.cells[i] { Some(f) } else { None });
+    // The model's order column (a registry annotation: a FLOAT time).
+    let time = r.model.order.and_then(|i| if let Cell::Float(f) = r.cells[i] { Some(f) } else { None });
     (part.unwrap_or_default(), time.unwrap_or(0.0))
 }
 
@@ -200,38 +195,6 @@ where
             Err(e)
         }
     }
-}
-
-/// The partition column to learn through `RETURNING` (SQLite, PostgreSQL) when the filter does not name
-/// the partition itself; `None` where a separate look-up (or nothing) is needed.
-fn returning_partition<C: ConnectionTrait>(
-    c: &C,
-    model: &'static crate::core::registry::ModelDef,
-    filter: &Filter,
-) -> Option<usize> {
-    let p = partition_column(model)?;
-    (c.get_database_backend() != DbBackend::MySql && filter.eq_value(p).is_none()).then_some(p)
-}
-
-/// The reach of an update from the partition values it returned (and the new value, if it moved rows).
-fn reach_from(
-    model: &'static crate::core::registry::ModelDef,
-    p: usize,
-    values: Option<Vec<Value>>,
-    changes: Option<&crate::core::data::Changes>,
-) -> Touched {
-    let reach = match values {
-        None => Reach::Everything,
-        Some(mut vs) => {
-            // RETURNING gives the new values; a moved row's old partition is unknown: everything.
-            if changes.is_some_and(|c| c.sets.iter().any(|(i, _)| *i == p)) {
-                return Touched { model, reach: Reach::Everything };
-            }
-            vs.dedup();
-            Reach::Partitions(vs)
-        }
-    };
-    Touched { model, reach }
 }
 
 /// One non-grouped write.

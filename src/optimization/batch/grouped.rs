@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::value::{Cell, Row};
-use crate::optimization::cache::policy::{Reach, Touched, inserted, partition_column};
+use crate::optimization::partition::{Reach, Touched, inserted};
 use crate::utils::error::{Error, Result};
 
 use super::ops::{WriteOp, WriteOutcome};
@@ -35,7 +35,7 @@ fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
 fn reach_of_groups(model: &'static crate::core::registry::ModelDef, parts: Vec<Option<Vec<Value>>>) -> Touched {
     let mut all: Vec<Value> = Vec::new();
     for p in parts {
-        let (Some(vs), Some(_)) = (p, partition_column(model)) else {
+        let (Some(vs), Some(_)) = (p, model.partition) else {
             return Touched { model, reach: Reach::Everything };
         };
         for v in vs {
@@ -66,7 +66,7 @@ pub(super) async fn run_updates<C: ConnectionTrait>(
             _ => None,
         })
         .collect();
-    let p = partition_column(model);
+    let p = model.partition;
     let (mut counts, mut parts) = (Vec::with_capacity(items.len()), Vec::new());
     // A key's items must share a statement so the latest wins: cut only between keys.
     for chunk in chunks_by_key(&items, |(k, _)| *k) {
@@ -110,7 +110,7 @@ pub(super) async fn run_increments<C: ConnectionTrait>(
             }
         }
     }
-    let p = partition_column(model);
+    let p = model.partition;
     let (mut per_key, mut parts) = (Vec::with_capacity(sums.len()), Vec::new());
     for chunk in sums.chunks(GROUP_CHUNK) {
         let (n, vs) = exec::increment_grouped(c, model, key, *column, &padded(chunk.to_vec()), p, 64).await?;
@@ -159,7 +159,7 @@ pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &
     let kname = model.col(kcol).name;
     let keys: Vec<Cell> = idx.iter().filter_map(|&i| super::plan::save_key(&ops[i]).cloned()).collect();
     let filter = Filter {
-        conds: vec![crate::core::filter::Condition1 { column: kcol, op: crate::core::filter::Op::In, values: keys }],
+        conds: vec![crate::core::filter::Predicate { column: kcol, op: crate::core::filter::Op::In, values: keys }],
     };
     let sel = Select { model, filter, order: vec![(0, false)], limit: None };
     let mut first: HashMap<String, Row> = HashMap::new();

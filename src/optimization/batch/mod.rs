@@ -10,12 +10,12 @@
 //! Read-your-writes: [`BatchWriter::wait_for`] returns once every write to a partition (or model) submitted before the call
 //! has resolved, hurrying the writer; reads call it first.
 
-pub mod controller;
+pub(crate) mod controller;
 pub mod executor;
 mod grouped;
-pub mod ops;
-pub mod plan;
-pub mod queue;
+pub(crate) mod ops;
+pub(crate) mod plan;
+pub(crate) mod queue;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -36,11 +36,12 @@ use crate::core::registry::{model_index, models};
 use crate::optimization::cache::Cache;
 use crate::utils::error::{Error, Result};
 
-pub use controller::Controller;
-use ops::{WriteOp, WriteOutcome};
+pub(crate) use controller::Controller;
+pub use ops::{WriteOp, WriteOutcome};
 pub use queue::Priority;
 use queue::{Queue, Queued};
 use writer::lane_of;
+pub(crate) use writer::window_edits;
 
 /// A write's future: resolves to its committed outcome or a typed error. Dropping it does not cancel the
 /// write.
@@ -146,7 +147,7 @@ struct Shared {
 
 /// The scheduler of one database. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
-pub struct BatchWriter {
+pub(crate) struct BatchWriter {
     shared: Arc<Shared>,
     /// Each writer thread's "finished" signal.
     tasks: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
@@ -164,7 +165,7 @@ impl std::fmt::Debug for BatchWriter {
 /// `busy_until` — a short `grace` after that flush (group commit: they already waited one flush, and the
 /// grace lets the writers it just answered join them instead of forming the next half-batch). Returns empty
 /// only when closed and drained.
-pub async fn collect<T>(
+pub(crate) async fn collect<T>(
     queue: &Queue<T>,
     (target, max): (usize, usize),
     (linger, grace): (Duration, Duration),
@@ -197,8 +198,12 @@ pub async fn collect<T>(
 }
 
 impl BatchWriter {
-    /// Starts the writer task(s).
-    pub fn start(engine: Engine, cache: Cache, settings: &BatchSettings) -> BatchWriter {
+    /// Starts the writer threads and waits until each has its connection.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when a writer thread, its runtime or (PostgreSQL/MySQL) its connection cannot
+    /// start: `open()` fails rather than accepting writes nobody will run.
+    pub(crate) async fn start(engine: Engine, cache: Cache, settings: &BatchSettings) -> Result<BatchWriter> {
         let writers = match (settings.writers, engine.backend()) {
             (0, sea_orm::DbBackend::Sqlite) => 1,
             (0, _) => 4,
@@ -227,8 +232,25 @@ impl BatchWriter {
             stats: Counters::default(),
             last_flush: Mutex::new(None),
         });
-        let tasks = (0..writers).map(|i| writer::spawn_writer(i, shared.clone())).collect();
-        BatchWriter { shared, tasks: Arc::new(Mutex::new(tasks)) }
+        let mut tasks = Vec::with_capacity(writers);
+        let mut started = Ok(());
+        for i in 0..writers {
+            match writer::spawn_writer(i, shared.clone()) {
+                Ok((ready, finished)) => {
+                    tasks.push(finished);
+                    let up = ready.await.unwrap_or_else(|_| Err(Error::internal("a writer thread ended at start")));
+                    started = started.and(up);
+                }
+                Err(e) => started = started.and(Err(e)),
+            }
+        }
+        let writer = BatchWriter { shared, tasks: Arc::new(Mutex::new(tasks)) };
+        if let Err(e) = started {
+            // Stop the writers that did start, then report.
+            writer.shutdown(Duration::from_secs(1)).await;
+            return Err(e);
+        }
+        Ok(writer)
     }
 
     /// Queues a validated write and returns its ticket.
@@ -236,7 +258,7 @@ impl BatchWriter {
     /// # Errors
     /// [`Error::ShuttingDown`] after shutdown began; [`Error::Overloaded`] when the queue stayed full for the
     /// submit timeout.
-    pub async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
+    pub(crate) async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown("no new writes are accepted".into()));
@@ -255,7 +277,7 @@ impl BatchWriter {
         let (tx, rx) = oneshot::channel();
         let seq = s.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let m = model_index(op.model());
-        lock(&s.pending[m]).insert(seq, write_stripe(&op));
+        lock(&s.pending[m]).insert(seq, crate::optimization::partition::write_stripe(&op));
         s.lanes[lane_of(m, s.lanes.len())].push(Queued {
             item: Job { op, tx, _count: count, _bytes: bytes },
             priority,
@@ -270,7 +292,7 @@ impl BatchWriter {
     /// partition stripe `stripe` could see has resolved: writes to that partition (`None`: every write to the
     /// model). A write whose partition is only known when it runs (an update by message_id) is waited for by
     /// unscoped reads only; its own caller sees it once its ticket resolves.
-    pub async fn wait_for(&self, model_idx: usize, stripe: Option<usize>) {
+    pub(crate) async fn wait_for(&self, model_idx: usize, stripe: Option<usize>) {
         let s = &self.shared;
         let snapshot = s.seq.load(Ordering::Acquire);
         loop {
@@ -289,19 +311,19 @@ impl BatchWriter {
     }
 
     /// Whether writes to model `model_idx` are queued or running (a cheap check before [`Self::wait_for`]).
-    pub fn has_pending(&self, model_idx: usize) -> bool {
+    pub(crate) fn has_pending(&self, model_idx: usize) -> bool {
         !lock(&self.shared.pending[model_idx]).is_empty()
     }
 
     /// Returns once every write submitted before this call has resolved.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         for m in 0..models().len() {
             self.wait_for(m, None).await;
         }
     }
 
     /// Stops intake, commits what is queued within `deadline`, then fails explicitly whatever is left.
-    pub async fn shutdown(&self, deadline: Duration) {
+    pub(crate) async fn shutdown(&self, deadline: Duration) {
         let s = &self.shared;
         s.closed.store(true, Ordering::Release);
         for q in &s.lanes {
@@ -322,12 +344,12 @@ impl BatchWriter {
     }
 
     /// How long ago the last batch finished, if any did.
-    pub fn last_flush_age(&self) -> Option<Duration> {
+    pub(crate) fn last_flush_age(&self) -> Option<Duration> {
         lock(&self.shared.last_flush).map(|t| t.elapsed())
     }
 
     /// Statistics now.
-    pub fn stats(&self) -> BatchStats {
+    pub(crate) fn stats(&self) -> BatchStats {
         let c = &self.shared.stats;
         let committed = c.rows_committed.load(Ordering::Relaxed);
         let batches = c.batches.load(Ordering::Relaxed);
@@ -355,23 +377,6 @@ impl BatchWriter {
                 .then(|| c.invalidate_micros.load(Ordering::Relaxed) as f64 / 1e3 / batches as f64),
         }
     }
-}
-
-/// The partition stripe a write is known to touch at submit time.
-fn write_stripe(op: &WriteOp) -> Option<usize> {
-    use crate::optimization::cache::generations::stripe_of;
-    use crate::optimization::cache::policy::partition_column;
-    let p = partition_column(op.model())?;
-    let cell = match op {
-        WriteOp::Insert(r) => Some(&r.cells[p]),
-        WriteOp::Save { key, .. } => key.eq_value(p),
-        WriteOp::Update { filter, changes } => {
-            // Moving rows to another partition touches two: treat as unknown.
-            if changes.sets.iter().any(|(i, _)| *i == p) { None } else { filter.eq_value(p) }
-        }
-        WriteOp::Delete { filter, .. } | WriteOp::Increment { filter, .. } => filter.eq_value(p),
-    }?;
-    Some(stripe_of(&cell.to_json()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -61,6 +61,35 @@ impl WriteOp {
         }
     }
 
+    /// Checks that the parts agree with each other (the validated constructors always do; a write put
+    /// together by hand might not): every column index within the model, cells one per column.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] naming the mismatch.
+    pub fn check(&self) -> Result<(), Error> {
+        let m = self.model();
+        let n = m.columns.len();
+        let fits = |f: &Filter| f.max_column().is_none_or(|c| c < n);
+        let ok = match self {
+            WriteOp::Insert(r) => r.cells.len() == n,
+            WriteOp::Update { filter, changes } => fits(filter) && changes.sets.iter().all(|(c, _)| *c < n),
+            WriteOp::Delete { filter, .. } => fits(filter),
+            WriteOp::Save { key, changes, new_row, .. } => {
+                fits(key)
+                    && changes.as_ref().is_none_or(|c| c.model == m)
+                    && new_row.as_ref().map_or(true, |r| r.model == m && r.cells.len() == n)
+            }
+            WriteOp::Increment { filter, column, delta, .. } => {
+                fits(filter) && *column < n && matches!(delta, Cell::Int(_) | Cell::Float(_))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidRequest(format!("a write to `{}` whose parts do not fit the model", m.name)))
+        }
+    }
+
     /// An estimate of the memory the queued write holds, for the byte bound.
     pub fn bytes(&self) -> usize {
         let cells = |c: &[Cell]| c.iter().map(|c| if let Cell::Text(s) = c { 24 + s.len() } else { 24 }).sum::<usize>();

@@ -14,7 +14,7 @@ use super::ops::WriteOp;
 
 /// A step of a batch, holding indexes into the batch's writes (in submission order within the step).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Inserts of one model, one multi-row statement per chunk.
     Inserts(Vec<usize>),
     /// Updates of one [`Shape`].
@@ -29,7 +29,7 @@ pub enum Step {
 
 impl Step {
     /// Its kind, as logs and metrics name it.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Step::Inserts(_) => "insert",
             Step::Updates(_) => "update",
@@ -40,7 +40,7 @@ impl Step {
     }
 
     /// The writes it holds.
-    pub fn members(&self) -> &[usize] {
+    pub(crate) fn members(&self) -> &[usize] {
         match self {
             Step::Inserts(v) | Step::Updates(v) | Step::Increments(v) | Step::Saves(v) => v,
             Step::One(i) => std::slice::from_ref(i),
@@ -55,7 +55,7 @@ impl Step {
 }
 
 /// (model, key column, changed columns) of a groupable update.
-pub type Shape = (usize, usize, Vec<usize>);
+pub(crate) type Shape = (usize, usize, Vec<usize>);
 
 /// What kind of group a write can join.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,14 +69,14 @@ enum Group {
 }
 
 /// The one equality condition of a filter that is exactly `key = value`, if it is.
-pub fn single_key(filter: &Filter) -> Option<(usize, &Cell)> {
+pub(crate) fn single_key(filter: &Filter) -> Option<(usize, &Cell)> {
     let [c] = filter.conds.as_slice() else { return None };
     (c.op == Op::Eq).then(|| (c.column, &c.values[0]))
 }
 
 /// The shape of an update that can share a statement with others: one equality filter on a key column, a
 /// fixed set of changed columns not including the key.
-pub fn group_shape(op: &WriteOp) -> Option<Shape> {
+pub(crate) fn group_shape(op: &WriteOp) -> Option<Shape> {
     let WriteOp::Update { filter, changes } = op else { return None };
     let (key, _) = single_key(filter)?;
     if changes.sets.iter().any(|(i, _)| *i == key) {
@@ -102,7 +102,7 @@ fn group_of(op: &WriteOp, group_updates: bool) -> Option<Group> {
 }
 
 /// The key value of an upsert.
-pub fn save_key(op: &WriteOp) -> Option<&Cell> {
+pub(crate) fn save_key(op: &WriteOp) -> Option<&Cell> {
     match op {
         WriteOp::Save { key, .. } => single_key(key).map(|(_, v)| v),
         _ => None,
@@ -136,7 +136,7 @@ fn reach(op: &WriteOp) -> Option<(&Filter, Vec<usize>)> {
 /// proven (writes to other models; an insert whose row a filter's equality excludes; two filters with
 /// different values for one equality column neither write changes). Writes that set a unique column never
 /// commute with a write of their model (which of two clashing writes fails would depend on the order).
-pub fn commute(a: &WriteOp, b: &WriteOp, mysql: bool) -> bool {
+pub(crate) fn commute(a: &WriteOp, b: &WriteOp, mysql: bool) -> bool {
     let model = a.model();
     if !std::ptr::eq(model, b.model()) {
         return true;
@@ -169,7 +169,7 @@ const MAX_CHECKS: usize = 4096;
 
 /// Plans a batch. `group_updates`: whether updates and increments may share statements (they need
 /// `RETURNING`, so not on MySQL). `mysql`: text comparisons follow MySQL's collations.
-pub fn plan(ops: &[WriteOp], group_updates: bool, mysql: bool) -> Vec<Step> {
+pub(crate) fn plan(ops: &[WriteOp], group_updates: bool, mysql: bool) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let mut open: HashMap<Group, usize> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {

@@ -6,43 +6,14 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// How urgent a write is. Lower sorts first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// Must not wait behind anything (e.g. a permission change).
-    Critical = 0,
-    /// User-visible state (e.g. the incoming message).
-    High = 1,
-    /// Bookkeeping (the default).
-    #[default]
-    Normal = 2,
-    /// Statistics and counters.
-    Low = 3,
-}
-
-impl Priority {
-    /// All priorities, most urgent first.
-    pub const ALL: [Priority; 4] = [Priority::Critical, Priority::High, Priority::Normal, Priority::Low];
-
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Priority::Critical => "critical",
-            Priority::High => "high",
-            Priority::Normal => "normal",
-            Priority::Low => "low",
-        }
-    }
-}
+pub use crate::core::registry::Priority;
 
 /// One queued item.
 #[derive(Debug)]
-pub struct Queued<T> {
+pub(crate) struct Queued<T> {
     /// The payload.
     pub item: T,
     /// Its priority.
@@ -55,7 +26,7 @@ pub struct Queued<T> {
 
 /// The queues and their wake-up signal.
 #[derive(Debug)]
-pub struct Queue<T> {
+pub(crate) struct Queue<T> {
     lanes: Mutex<[VecDeque<Queued<T>>; 4]>,
     /// Signalled on every push and on close.
     pub notify: Notify,
@@ -64,7 +35,7 @@ pub struct Queue<T> {
 
 impl<T> Queue<T> {
     /// An empty queue whose items climb one priority level per `age_step` of waiting.
-    pub fn new(age_step: Duration) -> Self {
+    pub(crate) fn new(age_step: Duration) -> Self {
         Self {
             lanes: Mutex::new(Default::default()),
             notify: Notify::new(),
@@ -77,35 +48,30 @@ impl<T> Queue<T> {
     }
 
     /// Queues an item and wakes a writer.
-    pub fn push(&self, q: Queued<T>) {
+    pub(crate) fn push(&self, q: Queued<T>) {
         self.lanes()[q.priority as usize].push_back(q);
         self.notify.notify_one();
     }
 
     /// Items queued now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lanes().iter().map(VecDeque::len).sum()
     }
 
-    /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Items queued per priority.
-    pub fn depths(&self) -> [usize; 4] {
+    pub(crate) fn depths(&self) -> [usize; 4] {
         let l = self.lanes();
         [l[0].len(), l[1].len(), l[2].len(), l[3].len()]
     }
 
     /// When the oldest queued item was queued.
-    pub fn oldest(&self) -> Option<Instant> {
+    pub(crate) fn oldest(&self) -> Option<Instant> {
         self.lanes().iter().filter_map(|l| l.front().map(|q| q.at)).min()
     }
 
     /// Takes up to `n` items: the most urgent effective priority first (priority minus one level per
     /// `age_step` waited), FIFO within a level, ties by submission order.
-    pub fn take(&self, n: usize, now: Instant) -> Vec<Queued<T>> {
+    pub(crate) fn take(&self, n: usize, now: Instant) -> Vec<Queued<T>> {
         let mut lanes = self.lanes();
         let mut out = Vec::with_capacity(n.min(1024));
         while out.len() < n {
@@ -125,7 +91,7 @@ impl<T> Queue<T> {
     }
 
     /// Takes everything.
-    pub fn drain(&self) -> Vec<Queued<T>> {
+    pub(crate) fn drain(&self) -> Vec<Queued<T>> {
         let mut lanes = self.lanes();
         let mut out: Vec<Queued<T>> = lanes.iter_mut().flat_map(|l| l.drain(..)).collect();
         out.sort_by_key(|q| q.seq);
@@ -151,7 +117,7 @@ mod tests {
         push(&q, 5, Priority::High, 5);
         let got: Vec<u32> = q.take(10, Instant::now()).into_iter().map(|x| x.item).collect();
         assert_eq!(got, [3, 5, 2, 4, 1]);
-        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
     }
 
     #[tokio::test(start_paused = true)]

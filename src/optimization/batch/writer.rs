@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use crate::core::engine::Engine;
 use crate::core::registry::{model_index, models};
 use crate::optimization::cache::WindowEdits;
-use crate::optimization::cache::policy::{Reach, Touched};
-use crate::utils::error::Result;
+use crate::optimization::partition::{Reach, Touched};
+use crate::utils::error::{Error, Result};
 
 use super::ops::{WriteOp, WriteOutcome};
 use super::queue::Queued;
@@ -22,9 +22,14 @@ use super::{Job, Shared, collect, executor, fail_queued, lock};
 /// Runs a writer loop on its own thread with its own single-threaded runtime. A writer task on the caller's
 /// runtime waited behind every runnable caller task at each of its statements and at COMMIT (measured: a
 /// 30-write batch took 7–8 ms under the load harness, most of it queueing); on its own thread each step is
-/// picked up as soon as the database answers. Returns the signal sent when the loop ends.
-pub(super) fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<()> {
+/// picked up as soon as the database answers. Returns the signal sent once the writer has its connection
+/// (or why it has none) and the signal sent when the loop ends.
+pub(super) fn spawn_writer(
+    i: usize,
+    shared: Arc<Shared>,
+) -> Result<(oneshot::Receiver<Result<()>>, oneshot::Receiver<()>)> {
     let (done, finished) = oneshot::channel();
+    let (up, ready) = oneshot::channel();
     // Acknowledging runs on the callers' runtime (another core), beside the writer.
     let callers = tokio::runtime::Handle::try_current().ok();
     let started = std::thread::Builder::new().name(format!("botdb-writer-{i}")).spawn(move || {
@@ -33,6 +38,7 @@ pub(super) fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<(
                 // PostgreSQL/MySQL: a pool of this runtime's own for the writes (see `dedicated_writer`).
                 match shared.engine.dedicated_writer(1).await {
                     Ok(engine) => {
+                        let _ = up.send(Ok(()));
                         writer_loop(shared.clone(), engine.clone(), i, callers).await;
                         if engine.backend() != sea_orm::DbBackend::Sqlite
                             && let Err(e) = engine.writer().clone().close().await
@@ -41,24 +47,24 @@ pub(super) fn spawn_writer(i: usize, shared: Arc<Shared>) -> oneshot::Receiver<(
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "the batch writer cannot connect; failing queued writes");
                         shared.closed.store(true, Ordering::Release);
                         fail_queued(&shared, "the batch writer could not connect");
+                        let _ = up.send(Err(e));
                     }
                 }
             }),
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the writer's runtime; failing queued writes");
                 shared.closed.store(true, Ordering::Release);
                 fail_queued(&shared, "the batch writer could not start");
+                let _ = up.send(Err(Error::Database { op: "start writer", message: e.to_string() }));
             }
         }
         let _ = done.send(());
     });
-    if let Err(e) = started {
-        tracing::error!(error = %e, "cannot start a writer thread");
+    match started {
+        Ok(_) => Ok((ready, finished)),
+        Err(e) => Err(Error::Database { op: "start writer", message: format!("cannot start a writer thread: {e}") }),
     }
-    finished
 }
 
 /// The lane (writer) of a model's writes. One lane per model keeps every caller's writes to a model in
@@ -123,7 +129,7 @@ fn merge(touched: Vec<Touched>) -> Vec<Touched> {
 }
 
 /// What the committed writes of a batch did, for the cache to replay on recent-history windows.
-fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) -> WindowEdits {
+pub(crate) fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) -> WindowEdits {
     let mut edits = WindowEdits::default();
     for (op, r) in ops.iter().zip(results) {
         match (op, r) {

@@ -24,12 +24,12 @@ use crate::core::registry::{Kind, ModelDef, model_index, models};
 use crate::core::value::{Cell, Row, Rows};
 
 use super::generations::Field;
-use super::policy::{Reach, Touched, partition_column};
 use super::{Cache, Entry};
+use crate::optimization::partition::{Reach, Touched};
 
 /// One committed write, as a window sees it.
 #[derive(Debug, Clone)]
-pub enum Edit {
+pub(crate) enum Edit {
     /// A row inserted (with its id).
     Insert(Arc<Row>),
     /// `changes` applied to the rows whose column `key` equals `value`.
@@ -66,7 +66,7 @@ impl WindowEdits {
     /// changes leave the partition column alone (the order column is checked per window).
     pub fn update(&mut self, filter: &Filter, changes: &Changes) {
         let m = model_index(changes.model);
-        let p = partition_column(changes.model);
+        let p = changes.model.partition;
         let replayable = match filter.conds.as_slice() {
             [c] if c.op == crate::core::filter::Op::Eq => {
                 (!changes.sets.iter().any(|(i, _)| Some(*i) == p)).then(|| (c.column, c.values[0].clone()))
@@ -158,7 +158,7 @@ impl Carried {
     /// and updates find their rows through an index of the key column, built on first use.
     fn edited(&self, window_rows: usize) -> Option<Rows> {
         let model = self.sel.model;
-        let p = partition_column(model)?;
+        let p = model.partition?;
         let (pname, oname) = (model.col(p).name, (self.order, model.col(self.order).name));
         let part = self.sel.filter.eq_value(p)?.to_json();
         let mut rows: Vec<Arc<Row>> = self.rows.to_vec();
@@ -239,7 +239,7 @@ impl Cache {
         let mut out = Vec::new();
         let inner = &self.inner;
         for t in touched {
-            let (Reach::Partitions(values), Some(p)) = (&t.reach, partition_column(t.model)) else { continue };
+            let (Reach::Partitions(values), Some(p)) = (&t.reach, t.model.partition) else { continue };
             let m = model_index(t.model);
             let Some(es) = edits.of(m) else { continue };
             let es: Arc<[Edit]> = es.into();

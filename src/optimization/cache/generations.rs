@@ -1,24 +1,21 @@
 //! Generations: the counters that make invalidation exact and O(1). Every cache key embeds the generations it
 //! was read under; a committed write bumps them, so every entry it could have made stale becomes unreachable
 //! (and ages out). Per model there is `all` (bumped by writes whose reach is unknown), `any` (bumped by
-//! every write) and 4096 partition stripes (bumped by writes to a chat, person, …; see `policy.rs`).
+//! every write) and 4096 partition stripes (bumped by writes to a chat, person, …; see `partition.rs`).
 //! With Redis these counters mirror Redis hashes shared by every process.
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::Value;
+use crate::core::exec::Select;
+use crate::optimization::partition::{Reach, Touched, read_stripe, stripe_of};
 
-/// Partition stripes per model. Partitions sharing a stripe invalidate each other's entries: with 256
-/// stripes, 200 chats collided so often that every batch orphaned a dozen chats' recent-history windows
-/// (about 185 KB each) and the churn evicted live entries; with 4096 about 5 % of 200 chats share one.
-pub const STRIPES: usize = 4096;
 const FIELDS: usize = 2 + STRIPES;
-const MODELS: usize = 25;
+use crate::core::registry::MODEL_COUNT as MODELS;
+use crate::optimization::partition::STRIPES;
 
 /// One counter of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Field {
+pub(crate) enum Field {
     /// Bumped by writes whose partitions are unknown: invalidates every entry of the model.
     All,
     /// Bumped by every write: invalidates entries not scoped to one partition.
@@ -28,7 +25,8 @@ pub enum Field {
 }
 
 impl Field {
-    fn index(self) -> usize {
+    /// The counter's position among a model's counters (also its tag in stable hashes).
+    pub(crate) fn index(self) -> usize {
         match self {
             Field::All => 0,
             Field::Any => 1,
@@ -37,7 +35,7 @@ impl Field {
     }
 
     /// The Redis hash field name.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self {
             Field::All => "all".into(),
             Field::Any => "any".into(),
@@ -46,7 +44,7 @@ impl Field {
     }
 
     /// Parses a Redis hash field name.
-    pub fn parse(s: &str) -> Option<Field> {
+    pub(crate) fn parse(s: &str) -> Option<Field> {
         match s {
             "all" => Some(Field::All),
             "any" => Some(Field::Any),
@@ -55,19 +53,9 @@ impl Field {
     }
 }
 
-/// The stripe of a partition value.
-pub fn stripe_of(value: &Value) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    match value {
-        Value::String(s) => s.hash(&mut h),
-        other => other.to_string().hash(&mut h),
-    }
-    (h.finish() % STRIPES as u64) as usize
-}
-
-/// The counters of all 25 models.
+/// The counters of every model.
 #[derive(Debug)]
-pub struct Generations {
+pub(crate) struct Generations {
     counters: Box<[AtomicU64]>,
 }
 
@@ -77,33 +65,52 @@ impl Default for Generations {
     }
 }
 
+/// The generation fields a committed write to `touched` bumps.
+pub(crate) fn fields_of(touched: &Touched) -> Vec<Field> {
+    match &touched.reach {
+        Reach::Everything => vec![Field::All],
+        Reach::Partitions(vs) => {
+            let mut f: Vec<Field> = vs.iter().map(|v| Field::Stripe(stripe_of(v))).collect();
+            f.sort_by_key(|f| f.index());
+            f.dedup();
+            f.push(Field::Any);
+            f
+        }
+    }
+}
+
+/// The generation field a read depends on besides `all`.
+pub(crate) fn read_field(sel: &Select) -> Field {
+    read_stripe(sel).map_or(Field::Any, Field::Stripe)
+}
+
 impl Generations {
     fn at(&self, model: usize, field: Field) -> &AtomicU64 {
         &self.counters[model * FIELDS + field.index()]
     }
 
     /// The current value.
-    pub fn get(&self, model: usize, field: Field) -> u64 {
+    pub(crate) fn get(&self, model: usize, field: Field) -> u64 {
         self.at(model, field).load(Ordering::Acquire)
     }
 
     /// Bumps a counter locally; returns the new value.
-    pub fn bump(&self, model: usize, field: Field) -> u64 {
+    pub(crate) fn bump(&self, model: usize, field: Field) -> u64 {
         self.at(model, field).fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Raises a counter to at least `v` (a value learned from Redis).
-    pub fn raise(&self, model: usize, field: Field, v: u64) {
+    pub(crate) fn raise(&self, model: usize, field: Field, v: u64) {
         self.at(model, field).fetch_max(v, Ordering::AcqRel);
     }
 
     /// Sets a counter (a resync from Redis, after dropping every local entry).
-    pub fn set(&self, model: usize, field: Field, v: u64) {
+    pub(crate) fn set(&self, model: usize, field: Field, v: u64) {
         self.at(model, field).store(v, Ordering::Release);
     }
 
     /// Resets every counter of `model` to 0 before a resync.
-    pub fn reset_model(&self, model: usize) {
+    pub(crate) fn reset_model(&self, model: usize) {
         for i in 0..FIELDS {
             self.counters[model * FIELDS + i].store(0, Ordering::Release);
         }
@@ -126,6 +133,5 @@ mod tests {
         g.raise(3, Field::Stripe(7), 2);
         assert_eq!(g.get(3, Field::Stripe(7)), 5);
         assert_eq!(g.get(4, Field::Stripe(7)), 0);
-        assert_eq!(stripe_of(&Value::String("a".into())), stripe_of(&Value::String("a".into())));
     }
 }

@@ -8,14 +8,18 @@
 //! impossible by construction. With Redis, the counters are shared (hashes bumped with `HINCRBY`) and
 //! announced on a pub/sub channel; a process that loses the channel drops its in-process entries.
 
+#[cfg(feature = "redis")]
 mod bus;
-pub mod carry;
-pub mod generations;
-pub mod policy;
-pub mod redis;
-pub mod stats;
+pub(crate) mod carry;
+pub(crate) mod generations;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(not(feature = "redis"))]
+#[path = "redis_off.rs"]
+mod redis;
+pub(crate) mod stats;
+pub(crate) mod window;
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,13 +31,16 @@ use crate::core::exec::Select;
 use crate::core::registry::{ModelDef, model_index, models};
 use crate::core::value::{Row, Rows};
 use crate::utils::error::Result;
+use crate::utils::stable_hash::StableHasher;
 
-pub use carry::WindowEdits;
+pub use crate::optimization::partition::{Reach, Touched};
+pub(crate) use carry::WindowEdits;
 use generations::{Field, Generations};
-use policy::{Touched, WindowRead, read_scope};
+use generations::{fields_of, read_field};
 use redis::RedisTier;
-pub use stats::CacheStats;
+pub use stats::{CacheStats, PartState};
 use stats::{Counters, Layer};
+use window::WindowRead;
 
 /// Loads a select from the database (the cache's only way to reach it).
 pub type Loader<'a> = &'a (dyn Fn(Select) -> BoxFuture<'static, Result<Vec<Row>>> + Send + Sync);
@@ -105,16 +112,11 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// The key of `sel` read under generations `all` and `scope` (shared through Redis: a stable hash).
 fn hash128(sel: &Select, all: u64, scope: (Field, u64)) -> u128 {
-    let mut a = std::collections::hash_map::DefaultHasher::new();
-    let mut b = std::collections::hash_map::DefaultHasher::new();
-    0xa5u8.hash(&mut b);
-    for h in [&mut a, &mut b] {
-        sel.hash(h);
-        all.hash(h);
-        scope.hash(h);
-    }
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    let mut h = StableHasher::new();
+    h.add(sel).u64(all).u64(scope.0.index() as u64).u64(scope.1);
+    h.finish128()
 }
 
 /// Where a select lives now: its key under the current generations, and those generations.
@@ -192,6 +194,7 @@ impl Cache {
                 bus: Mutex::new(None),
             }),
         };
+        #[cfg(feature = "redis")]
         if cache.inner.redis.is_some() {
             let handle = tokio::spawn(bus::run(
                 Arc::downgrade(&cache.inner),
@@ -206,7 +209,7 @@ impl Cache {
     /// during the load moves later reads to a new key).
     fn key_of(&self, sel: &Select) -> CacheKey {
         let model = model_index(sel.model);
-        let scope = read_scope(sel);
+        let scope = read_field(sel);
         let all = self.inner.gens.get(model, Field::All);
         let scope = (scope, self.inner.gens.get(model, scope));
         CacheKey { key: hash128(sel, all, scope), model, all, scope }
@@ -337,7 +340,7 @@ impl Cache {
     async fn bump(&self, touched: &[Touched]) {
         let inner = &self.inner;
         for t in touched {
-            let (idx, fields) = t.fields();
+            let (idx, fields) = (model_index(t.model), fields_of(t));
             if let Some(r) = &inner.redis {
                 if r.usable()
                     && let Some(values) = r.bump(t.model, idx, &fields).await
@@ -348,7 +351,7 @@ impl Cache {
                     continue;
                 }
                 // Other processes cannot learn of this write: stop using Redis until a resync.
-                r.desynced.store(true, Ordering::Release);
+                r.mark_desynced();
             }
             for f in fields {
                 inner.gens.bump(idx, f);
@@ -381,8 +384,8 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let i = &self.inner;
         let (redis, errors) = match &i.redis {
-            None => ("absent", 0),
-            Some(r) => (r.state(), r.errors.load(Ordering::Relaxed)),
+            None => (PartState::Absent, 0),
+            Some(r) => (r.state(), r.error_count()),
         };
         i.stats.snapshot((i.l1.entry_count(), i.l2.entry_count(), i.l2.weighted_size()), (redis, errors))
     }
@@ -408,8 +411,25 @@ impl Cache {
         }
     }
 
-    /// The Redis tier's state: `absent`, `up` or `degraded`.
-    pub fn redis_state(&self) -> &'static str {
-        self.inner.redis.as_ref().map_or("absent", |r| r.state())
+    /// The Redis tier's state: absent, up or degraded.
+    pub fn redis_state(&self) -> PartState {
+        self.inner.redis.as_ref().map_or(PartState::Absent, |r| r.state())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::registry::model;
+
+    /// Entry keys are shared through Redis by processes of different builds: the key of a known read under
+    /// known generations is pinned.
+    #[test]
+    fn entry_keys_are_stable() {
+        let m = model("Messages").unwrap();
+        let filter = serde_json::json!({"chat_id": "chat-1", "time": {"$lt": 1.8e9}});
+        let sel = Select::parse(m, &filter, &["-time".into()], Some(8)).unwrap();
+        assert_eq!(hash128(&sel, 3, (Field::Stripe(744), 9)), 0x2d11_7650_d303_6d92_4948_df25_6a49_2cbd);
+        assert_ne!(hash128(&sel, 4, (Field::Stripe(744), 9)), hash128(&sel, 3, (Field::Stripe(744), 9)));
     }
 }

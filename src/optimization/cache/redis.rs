@@ -17,6 +17,7 @@ use crate::core::value::Row;
 use crate::utils::error::{Error, Result};
 
 use super::generations::Field;
+use super::stats::PartState;
 
 /// The encoding tag of a Redis value: bump when the encoding or row shape changes.
 const ENCODING: &[u8] = b"BDB1";
@@ -66,9 +67,15 @@ impl Breaker {
     }
 }
 
+/// The version of everything botdb names and stores in Redis: key layout, the select hash
+/// (`Select::stable_hash`), stripe numbering and the value encoding. Processes agree exactly when this
+/// agrees, whatever their crate versions (a rolling upgrade keeps invalidating both ways); bump it with
+/// any change to those, never with a release that leaves them alone.
+pub(crate) const FORMAT: &str = "f3";
+
 /// The Redis tier of one handle.
 #[derive(Debug)]
-pub struct RedisTier {
+pub(super) struct RedisTier {
     client: redis::Client,
     pool: Pool,
     conn: Mutex<Option<MultiplexedConnection>>,
@@ -90,7 +97,7 @@ impl RedisTier {
     ///
     /// # Errors
     /// [`Error::Config`] for a malformed URL.
-    pub fn new(settings: &RedisSettings, url: &str) -> Result<RedisTier> {
+    pub(super) fn new(settings: &RedisSettings, url: &str) -> Result<RedisTier> {
         let timeout = Duration::from_millis(settings.timeout_ms.max(1));
         let cfg =
             AsyncConnectionConfig::new().set_connection_timeout(Some(timeout * 4)).set_response_timeout(Some(timeout));
@@ -117,7 +124,7 @@ impl RedisTier {
             },
             timeout,
             ttl_ms: settings.ttl_ms.max(1),
-            prefix: format!("{}:v2-{}", settings.key_prefix, env!("CARGO_PKG_VERSION")),
+            prefix: format!("{}:{FORMAT}", settings.key_prefix),
             desynced: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             synced: AtomicBool::new(false),
@@ -125,23 +132,33 @@ impl RedisTier {
     }
 
     /// The client, for the invalidation bus's dedicated pub/sub connection.
-    pub fn client(&self) -> &redis::Client {
+    pub(super) fn client(&self) -> &redis::Client {
         &self.client
     }
 
     /// The invalidation channel.
-    pub fn channel(&self) -> String {
+    pub(super) fn channel(&self) -> String {
         format!("{}:invalidate", self.prefix)
     }
 
     /// `up`, or `degraded` while the breaker is open or the counters are out of sync.
-    pub fn state(&self) -> &'static str {
+    pub(super) fn state(&self) -> PartState {
         let synced = self.synced.load(Ordering::Acquire) && !self.desynced.load(Ordering::Acquire);
-        if self.breaker.is_open() || !synced { "degraded" } else { "up" }
+        if self.breaker.is_open() || !synced { PartState::Degraded } else { PartState::Up }
+    }
+
+    /// Stops using Redis until the bus resynchronises (a write could not bump the shared counters).
+    pub(super) fn mark_desynced(&self) {
+        self.desynced.store(true, Ordering::Release);
+    }
+
+    /// Redis calls that failed or timed out so far.
+    pub(super) fn error_count(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
     }
 
     /// Whether reads and fills may use Redis now.
-    pub fn usable(&self) -> bool {
+    pub(super) fn usable(&self) -> bool {
         self.synced.load(Ordering::Acquire) && !self.desynced.load(Ordering::Acquire) && self.breaker.allow()
     }
 
@@ -197,19 +214,19 @@ impl RedisTier {
     }
 
     /// The key of an entry: prefix, model, the generations it was read under, and the select's hash.
-    pub fn key(&self, model: &ModelDef, all: u64, scope: (Field, u64), hash: u128) -> String {
+    pub(super) fn key(&self, model: &ModelDef, all: u64, scope: (Field, u64), hash: u128) -> String {
         format!("{}:{}:{all}:{}{}:{hash:032x}", self.prefix, model.table, scope.0.name(), scope.1)
     }
 
     /// A shared entry, or `None` (absent, Redis unusable, or a value that does not decode: `garbage`).
-    pub async fn get(&self, key: &str) -> Option<std::result::Result<Vec<Row>, ()>> {
+    pub(super) async fn get(&self, key: &str) -> Option<std::result::Result<Vec<Row>, ()>> {
         let raw: Option<Vec<u8>> = self.cmd(redis::cmd("GET").arg(key).clone()).await?;
         let raw = raw?;
         Some(decode(&raw).ok_or(()))
     }
 
     /// Stores an entry with the tier's TTL (bounded by `ttl`).
-    pub async fn set(&self, key: &str, rows: &[std::sync::Arc<Row>], ttl: Duration) {
+    pub(super) async fn set(&self, key: &str, rows: &[std::sync::Arc<Row>], ttl: Duration) {
         let mut buf = ENCODING.to_vec();
         if serde_json::to_writer(&mut buf, rows).is_err() {
             return;
@@ -223,7 +240,7 @@ impl RedisTier {
     }
 
     /// Bumps shared counters of `model` and announces them on the channel; returns the new values.
-    pub async fn bump(&self, model: &ModelDef, model_idx: usize, fields: &[Field]) -> Option<Vec<u64>> {
+    pub(super) async fn bump(&self, model: &ModelDef, model_idx: usize, fields: &[Field]) -> Option<Vec<u64>> {
         let key = self.gens_key(model);
         let mut pipe = redis::pipe();
         for f in fields {
@@ -237,21 +254,21 @@ impl RedisTier {
     }
 
     /// Every shared counter of `model` (absent fields are 0).
-    pub async fn fetch_gens(&self, model: &ModelDef) -> Option<Vec<(Field, u64)>> {
+    pub(super) async fn fetch_gens(&self, model: &ModelDef) -> Option<Vec<(Field, u64)>> {
         let key = self.gens_key(model);
         let all: Vec<(String, u64)> = self.cmd(redis::cmd("HGETALL").arg(&key).clone()).await?;
         Some(all.into_iter().filter_map(|(f, v)| Some((Field::parse(&f)?, v))).collect())
     }
 
     /// Publishes this process's statistics (kept for three intervals).
-    pub async fn publish_stats(&self, id: &str, stats: &str, keep: Duration) {
+    pub(super) async fn publish_stats(&self, id: &str, stats: &str, keep: Duration) {
         let key = format!("{}:stats:{id}", self.prefix);
         let px = keep.as_millis() as u64;
         let _: Option<()> = self.cmd(redis::cmd("SET").arg(key).arg(stats).arg("PX").arg(px).clone()).await;
     }
 
     /// Every running process's last published statistics.
-    pub async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
+    pub(super) async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
         let pattern = format!("{}:stats:*", self.prefix);
         let keys: Vec<String> = self.cmd(redis::cmd("KEYS").arg(pattern).clone()).await?;
         if keys.is_empty() {
@@ -262,7 +279,7 @@ impl RedisTier {
     }
 
     /// Tells every process to drop its in-process entries.
-    pub async fn publish_flush(&self) -> bool {
+    pub(super) async fn publish_flush(&self) -> bool {
         let channel = self.channel();
         self.cmd::<i64>(redis::cmd("PUBLISH").arg(&channel).arg("flush").clone()).await.is_some()
     }
@@ -275,7 +292,7 @@ fn decode(raw: &[u8]) -> Option<Vec<Row>> {
 }
 
 /// `g <model> <field>=<value> …`
-pub fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>) -> String {
+pub(super) fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>) -> String {
     let mut s = format!("g {model_idx}");
     for (f, v) in fields {
         s.push_str(&format!(" {}={v}", f.name()));
@@ -284,10 +301,10 @@ pub fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>)
 }
 
 /// Counters announced for one model: (model index, [(field, value)]).
-pub type Announced = (usize, Vec<(Field, u64)>);
+pub(super) type Announced = (usize, Vec<(Field, u64)>);
 
 /// Parses a channel message: `Some(None)` for `flush`, `Some(Some(..))` for counters.
-pub fn decode_message(msg: &str) -> Option<Option<Announced>> {
+pub(super) fn decode_message(msg: &str) -> Option<Option<Announced>> {
     if msg == "flush" {
         return Some(None);
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Where a read was answered.
 #[derive(Debug, Clone, Copy)]
-pub enum Layer {
+pub(crate) enum Layer {
     /// The small in-process tier.
     L1,
     /// The large in-process tier.
@@ -30,7 +30,7 @@ impl Layer {
 
 /// Counters, updated lock-free.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     requests: AtomicU64,
     l1_hits: AtomicU64,
     l2_hits: AtomicU64,
@@ -90,7 +90,7 @@ impl Counters {
     pub(super) fn snapshot(
         &self,
         (l1_entries, l2_entries, l2_bytes): (u64, u64, u64),
-        (redis, redis_errors): (&'static str, u64),
+        (redis, redis_errors): (PartState, u64),
     ) -> CacheStats {
         let requests = self.requests.load(Relaxed);
         let hits = self.l1_hits.load(Relaxed)
@@ -118,6 +118,38 @@ impl Counters {
             hit_ratio: if requests == 0 { None } else { Some(hits as f64 / requests as f64) },
             redis,
         }
+    }
+}
+
+/// The state of one part of the system (the database, the Redis tier), as health checks report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartState {
+    /// Working.
+    Up,
+    /// Reachable but not used for now (Redis: breaker open, or counters not yet synchronised).
+    Degraded,
+    /// Not answering.
+    Down,
+    /// Not configured.
+    Absent,
+}
+
+impl PartState {
+    /// The lowercase name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartState::Up => "up",
+            PartState::Degraded => "degraded",
+            PartState::Down => "down",
+            PartState::Absent => "absent",
+        }
+    }
+}
+
+impl std::fmt::Display for PartState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -157,5 +189,5 @@ pub struct CacheStats {
     /// Hits of any layer / requests.
     pub hit_ratio: Option<f64>,
     /// The Redis tier: `absent`, `up` or `degraded` (breaker open or desynchronised).
-    pub redis: &'static str,
+    pub redis: PartState,
 }

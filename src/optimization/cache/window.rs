@@ -1,80 +1,19 @@
-//! What the cache keys reads by: the partition column of each model (a chat, a person, …), the scope of a
-//! read and the reach of a write, and the recent-history window shape.
+//! Recent-history windows: a chat's latest rows, cached as one entry, answer the reads of its recent history
+//! (equality on the partition, a moving `time <` bound, newest first, a limit within the window).
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::core::data::Changes;
-use crate::core::exec::{self, Select};
-use crate::core::filter::{Filter, Op};
-use crate::core::registry::{ModelDef, model_index};
+use crate::core::exec::Select;
+use crate::core::filter::Op;
 use crate::core::value::{Row, Rows};
-use crate::utils::error::Result;
-
-use super::generations::{Field, stripe_of};
-
-/// The column whose equality scopes a read to one partition, per model.
-pub fn partition_column(model: &ModelDef) -> Option<usize> {
-    let col = match model.name {
-        "Messages" | "ActionRecords" | "Expression" | "ThinkingLog" => "chat_id",
-        "ChatStreams" => "stream_id",
-        "PersonInfo" => "person_id",
-        "UserRelationships" | "LLMUsage" => "user_id",
-        "Images" | "Emoji" => "emoji_hash",
-        _ => return None,
-    };
-    model.column_index(col).ok()
-}
-
-/// The generation field a read depends on besides `all`.
-pub fn read_scope(sel: &Select) -> Field {
-    partition_column(sel.model)
-        .and_then(|p| sel.filter.eq_value(p))
-        .map_or(Field::Any, |cell| Field::Stripe(stripe_of(&cell.to_json())))
-}
-
-/// What a committed write may have changed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reach {
-    /// Rows of these partition values (and nothing else).
-    Partitions(Vec<Value>),
-    /// Anything in the model.
-    Everything,
-}
-
-/// A committed write's effect on one model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Touched {
-    /// The model written.
-    pub model: &'static ModelDef,
-    /// What it may have changed.
-    pub reach: Reach,
-}
-
-impl Touched {
-    /// The generation fields to bump, with the model's index.
-    pub fn fields(&self) -> (usize, Vec<Field>) {
-        let idx = model_index(self.model);
-        let fields = match &self.reach {
-            Reach::Everything => vec![Field::All],
-            Reach::Partitions(vs) => {
-                let mut f: Vec<Field> = vs.iter().map(|v| Field::Stripe(stripe_of(v))).collect();
-                f.sort_by_key(|f| f.name());
-                f.dedup();
-                f.push(Field::Any);
-                f
-            }
-        };
-        (idx, fields)
-    }
-}
 
 /// A recent-history read that a partition window can answer: equality on the partition column, optional
 /// range conditions on one column `c`, order `-c`, a limit within the window or none (then answered when the
 /// window provably holds every matching row: the whole partition, or a row below the range's lower bound).
 #[derive(Debug, Clone)]
-pub struct WindowRead {
+pub(crate) struct WindowRead {
     /// The window: the partition's latest rows by `-c` (then id), `window_rows` of them.
     pub window: Select,
     /// The order column.
@@ -87,13 +26,13 @@ pub struct WindowRead {
 
 impl WindowRead {
     /// The window's order column.
-    pub fn column(&self) -> usize {
+    pub(crate) fn column(&self) -> usize {
         self.column
     }
 
     /// Recognises the shape, or `None`.
-    pub fn of(sel: &Select, window_rows: u64) -> Option<WindowRead> {
-        let p = partition_column(sel.model)?;
+    pub(crate) fn of(sel: &Select, window_rows: u64) -> Option<WindowRead> {
+        let p = sel.model.partition?;
         let limit = match sel.limit {
             Some(l) if l <= window_rows => Some(l as usize),
             Some(_) => return None,
@@ -125,7 +64,7 @@ impl WindowRead {
     }
 
     /// Answers from the window's rows, or `None` when the window cannot prove it holds every wanted row.
-    pub fn answer(&self, rows: &Rows, window_rows: u64) -> Option<Rows> {
+    pub(crate) fn answer(&self, rows: &Rows, window_rows: u64) -> Option<Rows> {
         let name = self.window.model.col(self.column).name;
         let mut out: Vec<Arc<Row>> = Vec::with_capacity(self.limit.unwrap_or(8));
         let mut below = false;
@@ -174,34 +113,4 @@ fn cmp_ok(o: std::cmp::Ordering, op: Op) -> bool {
         Op::Gte => o != Less,
         _ => false,
     }
-}
-
-/// The reach of an inserted row: its partition, or everything for a model without one.
-pub fn inserted(model: &'static ModelDef, row: &Row) -> Touched {
-    let reach = match partition_column(model) {
-        Some(p) => Reach::Partitions(vec![row.get(model.col(p).name).cloned().unwrap_or(Value::Null)]),
-        None => Reach::Everything,
-    };
-    Touched { model, reach }
-}
-
-/// Partitions an update or delete will touch (call inside its transaction, before it runs), learned inside its transaction (at most 64, else everything).
-pub async fn reach_of<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    model: &'static ModelDef,
-    filter: &Filter,
-    changes: Option<&Changes>,
-) -> Result<Reach> {
-    let Some(p) = partition_column(model) else { return Ok(Reach::Everything) };
-    let mut values = match filter.eq_value(p) {
-        Some(v) => vec![v.to_json()],
-        None => match exec::distinct_values(conn, model, p, filter, 64).await? {
-            Some(vs) => vs,
-            None => return Ok(Reach::Everything),
-        },
-    };
-    if let Some(c) = changes.and_then(|c| c.sets.iter().find(|(i, _)| *i == p)) {
-        values.push(c.1.to_json());
-    }
-    Ok(Reach::Partitions(values))
 }

@@ -1,0 +1,240 @@
+//! The optimization layer's front door: one entry point for reads ([`Store::read`], [`Store::count`]) and
+//! one for writes ([`Store::submit`], [`Store::write`]). Read-your-writes, the cache, the batch scheduler,
+//! the direct (unbatched) path and the warm-up of active partitions all sit behind them; the api layer
+//! validates and calls these, and never reaches further in.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::core::data::NewRow;
+use crate::core::engine::Engine;
+use crate::core::exec::{self, Select};
+use crate::core::filter::Filter;
+use crate::core::registry::{ModelDef, Priority, model_index};
+use crate::core::value::{Cell, Row, Rows};
+use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, window_edits};
+use crate::optimization::cache::Cache;
+use crate::optimization::partition::{Reach, Touched, read_stripe, stripe_of};
+use crate::optimization::preload::{self, PreloadReport};
+use crate::utils::error::{Error, Result};
+
+/// How long a partition counts as warmed after a write warmed it (a later write does not warm it again).
+const WARM_AGAIN_AFTER: Duration = Duration::from_secs(600);
+
+/// The cache, the scheduler and the engine of one database, behind one read and one write entry point.
+/// Cheap to clone (an `Arc` inside).
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    cache: Cache,
+    batch: Option<BatchWriter>,
+    settings: Settings,
+    /// Partitions warmed recently because a write went to them.
+    warmed: moka::sync::Cache<String, ()>,
+    /// Background warm-ups in flight (bounded by `preload.concurrency`), stopped by [`Store::shutdown`].
+    warm_ups: Mutex<JoinSet<()>>,
+}
+
+impl Store {
+    /// Builds the store; starts the scheduler's writer threads when batching is on.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad cache settings; [`Error::Database`] when a writer cannot start.
+    pub(crate) async fn open(engine: Engine, settings: Settings) -> Result<Store> {
+        let cache = Cache::new(&settings.cache)?;
+        let batch = match settings.batch.enabled {
+            true => Some(BatchWriter::start(engine.clone(), cache.clone(), &settings.batch).await?),
+            false => None,
+        };
+        let warmed = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(WARM_AGAIN_AFTER).build();
+        let inner = Inner { engine, cache, batch, settings, warmed, warm_ups: Mutex::new(JoinSet::new()) };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// The engine.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The cache.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
+    /// The scheduler, unless batching is off.
+    pub(crate) fn batch(&self) -> Option<&BatchWriter> {
+        self.inner.batch.as_ref()
+    }
+
+    /// The cache's way to the database: a select on the reader pool.
+    pub(crate) fn loader(&self) -> impl Fn(Select) -> BoxFuture<'static, Result<Vec<Row>>> + Send + Sync + 'static {
+        let reader = self.engine().reader().clone();
+        move |sel: Select| {
+            let reader = reader.clone();
+            Box::pin(async move { exec::select(&reader, &sel).await })
+        }
+    }
+
+    /// Waits for the queued writes a read of `model` scoped to `stripe` could see (read-your-writes).
+    async fn settle(&self, model: &ModelDef, stripe: Option<usize>) {
+        if let Some(b) = self.batch()
+            && b.has_pending(model_index(model))
+        {
+            b.wait_for(model_index(model), stripe).await;
+        }
+    }
+
+    /// **The read entry point.** After any queued write it could see (read-your-writes), through the cache.
+    ///
+    /// # Errors
+    /// The database's errors on a miss.
+    pub(crate) async fn read(&self, sel: &Select) -> Result<Rows> {
+        let started = Instant::now();
+        self.settle(sel.model, read_stripe(sel)).await;
+        let load = self.loader();
+        let rows = self.cache().read(sel, &load).await;
+        self.slow("read", sel.model.name, started);
+        rows
+    }
+
+    /// Counts the rows of `model` matching `filter`, after any queued write it could see (not cached).
+    ///
+    /// # Errors
+    /// The database's errors.
+    pub(crate) async fn count(&self, model: &'static ModelDef, filter: &Filter) -> Result<u64> {
+        let stripe = model.partition.and_then(|p| filter.eq_value(p)).map(|c| stripe_of(&c.to_json()));
+        self.settle(model, stripe).await;
+        exec::count(self.engine().reader(), model, filter).await
+    }
+
+    /// **The write entry point.** Queues a validated write with `priority` (`None`: its model's default) and
+    /// returns its ticket, which resolves after COMMIT. With `direct` (or batching off) the write runs now in
+    /// its own transaction and the ticket comes back answered.
+    ///
+    /// # Errors
+    /// [`Error::Overloaded`], [`Error::ShuttingDown`]; on the direct path, the write's own error.
+    pub(crate) async fn submit(&self, op: WriteOp, priority: Option<Priority>, direct: bool) -> Result<Ticket> {
+        op.check()?;
+        self.on_insert(&op);
+        let priority = priority.unwrap_or(op.model().priority);
+        match self.batch().filter(|_| !direct) {
+            Some(b) => b.submit(op, priority).await,
+            None => Ok(Ticket::ready(self.run_direct(op).await)),
+        }
+    }
+
+    /// Inserts `rows` in transactions of up to 2,000 rows on the writer (not batched with other writes), then
+    /// invalidates the model's cached reads.
+    ///
+    /// # Errors
+    /// The first failing chunk's error (earlier chunks stay committed).
+    pub(crate) async fn insert_many(&self, model: &'static ModelDef, rows: Vec<NewRow>) -> Result<u64> {
+        let mut done = 0;
+        for chunk in rows.chunks(2000) {
+            let chunk = Arc::new(chunk.to_vec());
+            let n = chunk.len() as u64;
+            let result = self
+                .engine()
+                .write("insert_many", move |txn| {
+                    let c = chunk.clone();
+                    Box::pin(async move { exec::insert_many(txn, &c).await.map(drop) })
+                })
+                .await;
+            self.cache().committed(&[Touched { model, reach: Reach::Everything }], None).await;
+            result?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Runs a write and waits for its commit: [`Store::submit`], then the ticket.
+    ///
+    /// # Errors
+    /// As [`Store::submit`], and the write's own error.
+    pub(crate) async fn write(&self, op: WriteOp, direct: bool) -> Result<WriteOutcome> {
+        let (model, started) = (op.model().name, Instant::now());
+        let out = match self.submit(op, None, direct).await {
+            Ok(ticket) => ticket.await,
+            Err(e) => Err(e),
+        };
+        self.slow("write", model, started);
+        out
+    }
+
+    /// One write in its own transaction: the scheduler's executor with a batch of one, then the same
+    /// post-commit cache work as a batch.
+    async fn run_direct(&self, op: WriteOp) -> Result<WriteOutcome> {
+        let ops = Arc::new(vec![op]);
+        let done = executor::execute(self.engine(), ops.clone()).await?;
+        self.cache().committed(&done.touched, Some(&window_edits(&ops, &done.results))).await;
+        done.results.into_iter().next().unwrap_or_else(|| Err(Error::internal("a batch of one write answered nothing")))
+    }
+
+    /// Warms a partition in the background on its first insert (per [`WARM_AGAIN_AFTER`]), for models whose
+    /// registry annotation asks for it, when `preload.on_activity` is on and a warm-up slot is free; never
+    /// delays the caller.
+    fn on_insert(&self, op: &WriteOp) {
+        let p = &self.inner.settings.preload;
+        let WriteOp::Insert(row) = op else { return };
+        let (true, Some(part), true, true) = (row.model.warm_on_insert, row.model.partition, p.enabled, p.on_activity)
+        else {
+            return;
+        };
+        let Cell::Text(chat) = &row.cells[part] else { return };
+        if self.inner.warmed.contains_key(chat) {
+            return;
+        }
+        let mut tasks = self.inner.warm_ups.lock().unwrap_or_else(PoisonError::into_inner);
+        while tasks.try_join_next().is_some() {}
+        if tasks.len() >= p.concurrency.max(1) {
+            return;
+        }
+        self.inner.warmed.insert(chat.clone(), ());
+        let (store, chat, model) = (self.clone(), chat.clone(), row.model);
+        tasks.spawn(async move {
+            // After the insert commits, so the warm-up sees it (and the people who wrote in the partition).
+            store.settle(model, Some(stripe_of(&serde_json::Value::String(chat.clone())))).await;
+            if let Err(e) = store.preload(Some(vec![chat]), false).await {
+                tracing::debug!(error = %e, "warming an active partition failed");
+            }
+        });
+    }
+
+    /// Warms (or with `refresh`, reloads) the cache for `chats`, or the most active ones.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the active chats cannot be listed.
+    pub(crate) async fn preload(&self, chats: Option<Vec<String>>, refresh: bool) -> Result<PreloadReport> {
+        let (load, s) = (self.loader(), &self.inner.settings);
+        preload::warm(self.cache(), self.engine().reader(), &s.preload, s.cache.window_rows, chats, &load, refresh)
+            .await
+    }
+
+    /// Logs an operation slower than `database.slow_ms` (model, op, duration; never row contents).
+    fn slow(&self, op: &'static str, model: &'static str, started: Instant) {
+        let limit = self.inner.settings.database.slow_ms;
+        let took = started.elapsed();
+        if limit > 0 && took.as_millis() as u64 >= limit {
+            tracing::warn!(model, op, duration_ms = took.as_millis() as u64, "slow operation");
+        }
+    }
+
+    /// Stops the warm-ups, commits what is queued (within `batch.shutdown_timeout_ms`), stops the cache's bus.
+    pub(crate) async fn shutdown(&self) {
+        let mut tasks = std::mem::take(&mut *self.inner.warm_ups.lock().unwrap_or_else(PoisonError::into_inner));
+        tasks.shutdown().await;
+        if let Some(b) = self.batch() {
+            b.shutdown(Duration::from_millis(self.inner.settings.batch.shutdown_timeout_ms)).await;
+        }
+        self.cache().shutdown();
+    }
+}
