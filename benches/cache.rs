@@ -35,7 +35,7 @@ fn chat(i: usize) -> String {
 
 async fn seed(db: &Db) {
     common::seed_people(db, PEOPLE).await;
-    let w = botdb::testing::engine(&db).writer();
+    let w = botdb::testing::engine(db).writer();
     for c in 0..CHATS {
         let rows: Vec<String> = (0..PER_CHAT)
             .map(|i| {

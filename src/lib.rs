@@ -12,48 +12,59 @@
 //!
 //! | concept | file |
 //! |---|---|
-//! | the error type, and what each variant asks the caller to fix | `src/utils/error.rs` |
+//! | the error type, what each variant asks the caller to fix, driver-code classification | `src/utils/error.rs` |
 //! | retry with backoff on busy/locked/deadlock | `src/utils/retry.rs` |
 //! | epoch/local/UTC time, the `DATETIME` text format | `src/utils/time.rs` |
+//! | the stable hash of everything named in Redis (XXH3, fixed seed) | `src/utils/stable_hash.rs` |
 //! | settings and the layered loader (`config/`, `BOTDB__…`) | `src/config.rs` |
 //! | connections per backend, SQLite pragmas, write transactions | `src/core/engine.rs` |
-//! | the model mapping: 25 models, columns, defaults, keys | `src/core/registry/mod.rs` (data: `models.rs`) |
+//! | the model mapping: models, columns, defaults, keys, and their annotations (partition, priority, …) | `src/core/registry/mod.rs` (data: `models.rs`, generated) |
 //! | JSON ⇄ typed values ⇄ bind parameters, row decoding | `src/core/value.rs` |
 //! | create/update data validation and client-side defaults | `src/core/data.rs` |
 //! | the filter language (`$gt $gte $lt $lte $ne $in $nin`, `null`) | `src/core/filter.rs` |
 //! | SQL building and execution (select, count, insert, update, delete) | `src/core/exec.rs` |
 //! | migrations (the `migration` crate builds the schema) | `src/core/migrate.rs` |
+//! | **the read and write entry points**: read-your-writes, cache, scheduler or direct path, warm-ups | `src/optimization/store.rs` |
+//! | partitions and stripes, read scope, write reach (shared by cache and batch) | `src/optimization/partition.rs` |
 //! | the cache: L1/L2 (moka), lookup, single-flight, coherence on commit | `src/optimization/cache/mod.rs` |
 //! | generation counters (how invalidation stays exact and O(1)) | `src/optimization/cache/generations.rs` |
-//! | partitions, read scope, write reach, recent-history windows | `src/optimization/cache/policy.rs` |
+//! | recent-history windows answering reads | `src/optimization/cache/window.rs` |
 //! | windows carried across commits (edited in place, not reloaded) | `src/optimization/cache/carry.rs` |
-//! | the Redis tier: breaker, timeouts, shared counters, encoding | `src/optimization/cache/redis.rs` |
+//! | the Redis tier: breaker, timeouts, shared counters, encoding (`redis_off.rs` without the feature) | `src/optimization/cache/redis.rs` |
 //! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
-//! | cache statistics and metrics | `src/optimization/cache/stats.rs` |
-//! | the preloader | `src/optimization/preload.rs` |
-//! | the batch scheduler: tickets, bounds, writer tasks, read-your-writes | `src/optimization/batch/mod.rs` |
-//! | priorities and the aging queue | `src/optimization/batch/queue.rs` |
+//! | cache statistics and part states | `src/optimization/cache/stats.rs` |
+//! | the preloader (its recipe: the registry's preload roles) | `src/optimization/preload.rs` |
+//! | the batch scheduler: tickets, bounds, read-your-writes waits | `src/optimization/batch/mod.rs` |
+//! | priorities' aging queue | `src/optimization/batch/queue.rs` |
 //! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
 //! | which writes of a batch share a statement (commutation, grouping) | `src/optimization/batch/plan.rs` |
 //! | one batch in one transaction: chunking, isolation of failing writes | `src/optimization/batch/executor.rs` |
 //! | grouped statements: updates, summed increments, upserts | `src/optimization/batch/grouped.rs` |
 //! | writer threads and lanes: collect, execute, acknowledge in commit order | `src/optimization/batch/writer.rs` |
-//! | the writes a ticket can carry | `src/optimization/batch/ops.rs` |
-//! | the `Db` handle, health, `check`, `stats` | `src/api/db.rs` |
+//! | the writes a ticket can carry, and what they answer | `src/optimization/batch/ops.rs` |
+//! | the `Db` handle, background jobs, health, `check`, `stats`, backup | `src/api/db.rs` |
 //! | the name-based CRUD (`query`, `save`, `get`, `increment`, …) | `src/api/named.rs` |
 //! | writes that hand back their ticket (`submit_create`, `submit_update`, …) | `src/api/deferred.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
 //! | the compatibility facade | `src/api/compat.rs` |
-//! | the maintenance binary | `src/bin/botdb-admin/` |
-//! | the load harness (workload, baseline, report) | `src/bin/botdb-loadtest/` |
+//! | every metric, with its description | `src/utils/metrics.rs` |
+//! | the maintenance binary | `src/bin/botdb-admin/` (feature `cli`) |
+//! | the load harness (workload, baseline, report) | `src/bin/botdb-loadtest/` (feature `cli`) |
 //!
-//! A read: the api validates it into a canonical [`core::exec::Select`]; it waits for queued writes to the same
-//! partition (read-your-writes); the cache answers from L1, L2 or Redis, or loads it once from a reader
-//! connection however many callers miss together. A write: validated first, then queued with a priority; the
-//! caller holds a [`optimization::batch::Ticket`]; a writer thread (one per lane; a model's writes keep one
-//! lane, so they apply in submission order) collects a batch, runs it in one transaction, and hands it to
-//! its acknowledger, which bumps the cache generations of what it touched, carries the recent-history
-//! windows it can edit, and only then resolves the tickets.
+//! Only what the crate root re-exports is public; `core`, `optimization` and `utils` are private. A read:
+//! the api validates it into a canonical select and calls the store's one read entry point, which waits
+//! for queued writes to the same partition (read-your-writes) and asks the cache: L1, L2 or Redis, or one
+//! load from a reader connection however many callers miss together. A write: validated first, then handed
+//! to the store's one write entry point, which queues it with its model's priority; the caller holds a
+//! [`Ticket`]; a writer thread (one per lane; a model's writes keep one lane, so they apply in submission
+//! order) collects a batch, runs it in one transaction, and hands it to its acknowledger, which bumps the
+//! cache generations of what it touched, carries the recent-history windows it can edit, and only then
+//! resolves the tickets.
+//!
+//! ## Features
+//!
+//! `sqlite`, `postgres`, `mysql` (the backends), `redis` (the shared tier) and `cli` (what only the binaries
+//! need), all on by default. `--no-default-features --features sqlite` is the embedded library alone.
 
 //! ## The acknowledgement contract
 //!
@@ -65,14 +76,20 @@
 //!
 //! ## Quick start
 //!
-//! ```no_run
-//! # async fn f() -> botdb::Result<()> {
-//! let db = botdb::Db::open(botdb::Settings::for_url("sqlite://data/bot.sqlite?mode=rwc")).await?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> botdb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = format!("sqlite://{}/bot.sqlite?mode=rwc", dir.path().display());
+//! // url: "sqlite://data/bot.sqlite?mode=rwc" (the folder is created)
+//! let db = botdb::Db::open(botdb::Settings::for_url(url)).await?;
 //! let row = db.create("LLMUsage", &serde_json::json!({
 //!     "model_name": "m", "model_assign_name": "a", "model_api_provider": "p", "user_id": "u",
 //!     "request_type": "chat", "endpoint": "/v1", "prompt_tokens": 10, "completion_tokens": 5,
 //!     "total_tokens": 15, "cost": 0.01, "status": "success"
 //! })).await?;
+//! let again = db.find_one("LLMUsage", &serde_json::json!({"id": row["id"]}), &[]).await?;
+//! assert_eq!(again.unwrap()["total_tokens"], 15);
 //! db.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -101,6 +118,7 @@ pub use optimization::batch::{BatchStats, Priority, Ticket, WriteOutcome};
 pub use optimization::cache::{CacheStats, PartState};
 pub use optimization::preload::PreloadReport;
 pub use utils::error::{Error, Result};
+pub use utils::metrics::describe as describe_metrics;
 
 /// The names most callers need.
 pub mod prelude {

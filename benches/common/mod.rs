@@ -17,6 +17,6 @@ pub(crate) async fn seed_people(db: &Db, n: usize) {
             "INSERT INTO person_info (person_id, platform, user_id, nickname, attitude) VALUES {}",
             rows.join(",")
         );
-        botdb::testing::engine(&db).writer().execute_unprepared(&sql).await.unwrap();
+        botdb::testing::engine(db).writer().execute_unprepared(&sql).await.unwrap();
     }
 }

@@ -43,22 +43,24 @@ impl Drop for Inner {
 }
 
 /// Publishes `botdb_pool_connections{pool, state}` every second while the engine lives.
-fn sample_pools(engine: Engine) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
+async fn sample_pools(engine: Engine) {
+    {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tick.tick().await;
             for (pool, in_use, idle) in engine.pool_usage() {
-                metrics::gauge!("botdb_pool_connections", "pool" => pool, "state" => "in_use").set(f64::from(in_use));
-                metrics::gauge!("botdb_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
+                metrics::gauge!(crate::utils::metrics::POOL_CONNECTIONS, "pool" => pool, "state" => "in_use")
+                    .set(f64::from(in_use));
+                metrics::gauge!(crate::utils::metrics::POOL_CONNECTIONS, "pool" => pool, "state" => "idle")
+                    .set(f64::from(idle));
             }
         }
     }
 }
 
 /// Reloads the most active chats' entries every `every`, ahead of their expiry, while a handle lives.
-fn refresh_active(weak: std::sync::Weak<Inner>, every: Duration) -> impl std::future::Future<Output = ()> + Send {
-    async move {
+async fn refresh_active(weak: std::sync::Weak<Inner>, every: Duration) {
+    {
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {

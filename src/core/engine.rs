@@ -55,10 +55,11 @@ fn observe(conn: &mut DatabaseConnection, backend: DbBackend, slow_ms: u64) {
             Some("DELETE") => "delete",
             _ => "other",
         };
-        metrics::histogram!("botdb_query_duration_seconds", "op" => op, "backend" => backend_label)
+        metrics::histogram!(crate::utils::metrics::QUERY_DURATION_SECONDS, "op" => op, "backend" => backend_label)
             .record(info.elapsed.as_secs_f64());
         if info.failed {
-            metrics::counter!("botdb_query_errors_total", "op" => op, "backend" => backend_label).increment(1);
+            metrics::counter!(crate::utils::metrics::QUERY_ERRORS_TOTAL, "op" => op, "backend" => backend_label)
+                .increment(1);
         }
         if slow_ms > 0 && info.elapsed.as_millis() as u64 >= slow_ms {
             tracing::warn!(

@@ -301,7 +301,7 @@ async fn inserts_at_and_above_the_bind_limit(t: &TestDb) {
     let n = per_statement * 2 + 7;
     let rows: Vec<NewRow> = (0..n).map(|i| NewRow::parse(m, &msg(&format!("m{i}"), "c", i as f64)).unwrap()).collect();
     let rows = Arc::new(rows);
-    let inserted = botdb::testing::engine(&db)
+    let inserted = botdb::testing::engine(db)
         .write("test", move |txn| {
             let rows = rows.clone();
             Box::pin(async move { botdb::testing::exec::insert_many(txn, &rows).await })

@@ -106,7 +106,7 @@ async fn recent_history_window_sees_every_write(t: &TestDb) {
 async fn same_as_database(db: &Db, filter: Value, limit: Option<u64>) {
     let m = model("Messages").unwrap();
     let sel = Select::parse(m, &filter, &["-time".to_owned()], limit).unwrap();
-    let fresh = botdb::testing::exec::select(botdb::testing::engine(&db).reader(), &sel).await.unwrap();
+    let fresh = botdb::testing::exec::select(botdb::testing::engine(db).reader(), &sel).await.unwrap();
     let cached = db.find("Messages", &filter, &["-time"], limit).await.unwrap();
     let cached: Vec<Row> = cached.iter().map(|r| (**r).clone()).collect();
     assert_eq!(cached, fresh, "cached {filter} (limit {limit:?}) differs from the database");

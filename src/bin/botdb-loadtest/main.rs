@@ -194,6 +194,7 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
             .with_http_listener(addr)
             .set_buckets(&[1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0])?
             .install()?;
+        botdb::describe_metrics();
     }
     let shape = Shape {
         chats: args.chats.max(1),

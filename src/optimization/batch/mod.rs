@@ -284,7 +284,7 @@ impl BatchWriter {
             at: Instant::now(),
             seq,
         });
-        metrics::gauge!("botdb_batch_queue_depth", "priority" => priority.label()).increment(1.0);
+        metrics::gauge!(crate::utils::metrics::BATCH_QUEUE_DEPTH, "priority" => priority.label()).increment(1.0);
         Ok(Ticket(rx))
     }
 

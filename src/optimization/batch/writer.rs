@@ -159,7 +159,7 @@ struct Executed {
 /// Runs one batch in one transaction.
 async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     for q in &batch {
-        metrics::gauge!("botdb_batch_queue_depth", "priority" => q.priority.label()).decrement(1.0);
+        metrics::gauge!(crate::utils::metrics::BATCH_QUEUE_DEPTH, "priority" => q.priority.label()).decrement(1.0);
     }
     let lingered = batch.iter().map(|q| q.at).min().map(|t| t.elapsed()).unwrap_or_default();
     let mut ops = Vec::with_capacity(batch.len());
@@ -173,9 +173,9 @@ async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     let ops = Arc::new(ops);
     let outcome = executor::execute(engine, ops.clone()).await;
     let elapsed = started.elapsed();
-    metrics::histogram!("botdb_batch_flush_seconds").record(elapsed.as_secs_f64());
-    metrics::histogram!("botdb_batch_rows").record(metas.len() as f64);
-    metrics::histogram!("botdb_batch_linger_seconds").record(lingered.as_secs_f64());
+    metrics::histogram!(crate::utils::metrics::BATCH_FLUSH_SECONDS).record(elapsed.as_secs_f64());
+    metrics::histogram!(crate::utils::metrics::BATCH_ROWS).record(metas.len() as f64);
+    metrics::histogram!(crate::utils::metrics::BATCH_LINGER_SECONDS).record(lingered.as_secs_f64());
     Executed { ops, metas, outcome, elapsed, lingered }
 }
 
@@ -191,9 +191,9 @@ async fn acknowledge(s: &Shared, done: Executed) {
             s.cache.committed(&merge(touched), Some(&window_edits(&ops, &results))).await;
             let invalidated = invalidating.elapsed();
             c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
-            metrics::histogram!("botdb_batch_invalidate_seconds").record(invalidated.as_secs_f64());
+            metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());
             c.isolated_writes.fetch_add(isolated as u64, Ordering::Relaxed);
-            metrics::counter!("botdb_batch_isolated_writes_total").increment(isolated as u64);
+            metrics::counter!(crate::utils::metrics::BATCH_ISOLATED_WRITES_TOTAL).increment(isolated as u64);
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
             c.batches.fetch_add(1, Ordering::Relaxed);
             c.flush_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
@@ -204,8 +204,8 @@ async fn acknowledge(s: &Shared, done: Executed) {
             if n > 1 {
                 c.rows_in_multi_row_batches.fetch_add(ok, Ordering::Relaxed);
             }
-            metrics::counter!("botdb_rows_committed_total").increment(ok);
-            metrics::counter!("botdb_rows_rejected_total").increment(n as u64 - ok);
+            metrics::counter!(crate::utils::metrics::ROWS_COMMITTED_TOTAL).increment(ok);
+            metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64 - ok);
             for ((tx, seq, m, ..), r) in metas.into_iter().zip(results) {
                 lock(&s.pending[m]).remove(&seq);
                 let _ = tx.send(r);
@@ -215,7 +215,7 @@ async fn acknowledge(s: &Shared, done: Executed) {
             tracing::warn!(error = %e, rows = n, "batch failed");
             c.failed_batches.fetch_add(1, Ordering::Relaxed);
             c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
-            metrics::counter!("botdb_rows_rejected_total").increment(n as u64);
+            metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64);
             for (tx, seq, m, ..) in metas {
                 lock(&s.pending[m]).remove(&seq);
                 let _ = tx.send(Err(e.clone()));

@@ -35,6 +35,7 @@ impl Field {
     }
 
     /// The Redis hash field name.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
     pub(crate) fn name(self) -> String {
         match self {
             Field::All => "all".into(),
@@ -44,6 +45,7 @@ impl Field {
     }
 
     /// Parses a Redis hash field name.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
     pub(crate) fn parse(s: &str) -> Option<Field> {
         match s {
             "all" => Some(Field::All),
@@ -105,11 +107,13 @@ impl Generations {
     }
 
     /// Sets a counter (a resync from Redis, after dropping every local entry).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
     pub(crate) fn set(&self, model: usize, field: Field, v: u64) {
         self.at(model, field).store(v, Ordering::Release);
     }
 
     /// Resets every counter of `model` to 0 before a resync.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
     pub(crate) fn reset_model(&self, model: usize) {
         for i in 0..FIELDS {
             self.counters[model * FIELDS + i].store(0, Ordering::Release);

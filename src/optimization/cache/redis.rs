@@ -209,7 +209,7 @@ impl RedisTier {
 
     fn fail(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("botdb_cache_redis_errors_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_REDIS_ERRORS_TOTAL).increment(1);
         self.breaker.failure();
     }
 

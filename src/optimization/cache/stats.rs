@@ -47,7 +47,7 @@ pub(crate) struct Counters {
 impl Counters {
     pub(super) fn request(&self) {
         self.requests.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_requests_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_REQUESTS_TOTAL).increment(1);
     }
 
     pub(super) fn hit(&self, layer: Layer) {
@@ -58,33 +58,33 @@ impl Counters {
             Layer::Window => &self.window_hits,
         };
         c.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_hits_total", "layer" => layer.label()).increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_HITS_TOTAL, "layer" => layer.label()).increment(1);
     }
 
     pub(super) fn load(&self) {
         self.loads.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_loads_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_LOADS_TOTAL).increment(1);
     }
 
     pub(super) fn coalesced(&self) {
         self.coalesced.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_coalesced_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_COALESCED_TOTAL).increment(1);
     }
 
     pub(super) fn redis_garbage(&self) {
         self.redis_garbage.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_redis_garbage_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_REDIS_GARBAGE_TOTAL).increment(1);
     }
 
     pub(super) fn carried(&self) {
         self.carried.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_windows_carried_total").increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_WINDOWS_CARRIED_TOTAL).increment(1);
     }
 
     pub(super) fn evicted(&self, size: bool) {
         let (c, cause) = if size { (&self.evicted_size, "size") } else { (&self.evicted_expired, "expired") };
         c.fetch_add(1, Relaxed);
-        metrics::counter!("botdb_cache_evictions_total", "cause" => cause).increment(1);
+        metrics::counter!(crate::utils::metrics::CACHE_EVICTIONS_TOTAL, "cause" => cause).increment(1);
     }
 
     pub(super) fn snapshot(
@@ -97,8 +97,8 @@ impl Counters {
             + self.l2_hits.load(Relaxed)
             + self.redis_hits.load(Relaxed)
             + self.window_hits.load(Relaxed);
-        metrics::gauge!("botdb_cache_entries", "layer" => "l1").set(l1_entries as f64);
-        metrics::gauge!("botdb_cache_entries", "layer" => "l2").set(l2_entries as f64);
+        metrics::gauge!(crate::utils::metrics::CACHE_ENTRIES, "layer" => "l1").set(l1_entries as f64);
+        metrics::gauge!(crate::utils::metrics::CACHE_ENTRIES, "layer" => "l2").set(l2_entries as f64);
         CacheStats {
             requests,
             l1_hits: self.l1_hits.load(Relaxed),
