@@ -1,6 +1,7 @@
-//! Executes one batch in one transaction: inserts of a model grouped into multi-row `INSERT`s (rows in index
-//! order, chunked under the bind-parameter limit), every other write in submission order. A failing write is
-//! isolated (a failed multi-row insert is retried row by row; on PostgreSQL each step runs in a savepoint,
+//! Executes one batch in one transaction, step by step as the planner (`plan.rs`) grouped it: inserts of a
+//! model in multi-row `INSERT`s (rows in index order, chunked under the bind-parameter limit), same-shaped
+//! updates, summed increments and upserts in grouped statements (`grouped.rs`), any other write alone. A
+//! failing write is isolated (a failed multi-row insert is retried row by row; on PostgreSQL each step runs in a savepoint,
 //! since any error aborts its transaction): only its own result is an error. Busy/locked errors fail the
 //! whole attempt so the engine retries the batch.
 
@@ -61,54 +62,68 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                 for step in plan(&ops, backend != DbBackend::MySql, backend == DbBackend::MySql) {
                     let started = std::time::Instant::now();
                     let (kind, members) = (step.kind(), step.members().len());
-                    match step {
-                        Step::One(i) => isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?,
-                        // A lone update, increment or upsert: its own statement(s).
-                        Step::Updates(idx) | Step::Increments(idx) | Step::Saves(idx) if idx.len() == 1 => {
-                            isolated(txn, pg, &ops[idx[0]], &mut results[idx[0]], &mut touched).await?
-                        }
-                        group => {
-                            let idx = match &group {
-                                Step::Inserts(idx) => in_index_order(&ops, idx.clone()),
-                                other => other.members().to_vec(),
-                            };
-                            let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &group, &ops, &idx).await;
-                            let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
-                            match grouped {
-                                Ok(done) => {
-                                    for (&i, (out, t)) in idx.iter().zip(done) {
-                                        touched.extend(t);
-                                        results[i] = Some(out);
-                                    }
-                                }
-                                Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => return Err(e),
-                                // Each write alone again, one statement each (a write of the failed group that
-                                // already ran set the same values again: harmless).
-                                Err(e) => {
-                                    tracing::debug!(error = %e, kind, writes = idx.len(), "grouped statement failed; isolating");
-                                    isolated_writes += idx.len();
-                                    // In submission order: of two inserts of one unique key, the first wins.
-                                    let mut alone = idx.clone();
-                                    alone.sort_unstable();
-                                    for &i in &alone {
-                                        isolated(txn, pg, &ops[i], &mut results[i], &mut touched).await?;
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    let mut slots = Slots { results: &mut results, touched: &mut touched };
+                    isolated_writes += run_step(txn, pg, &ops, step, &mut slots).await?;
                     tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
                 let results = results
                     .into_iter()
-                    .map(|r| {
-                        r.unwrap_or_else(|| Err(Error::Database { op: "batch", message: "write not planned".into() }))
-                    })
+                    .map(|r| r.unwrap_or_else(|| Err(Error::internal("a write of the batch was not planned"))))
                     .collect();
                 Ok(BatchResult { results, touched, isolated: isolated_writes })
             })
         })
         .await
+}
+
+/// Where a batch's steps record each write's answer and what it touched.
+struct Slots<'a> {
+    results: &'a mut [Option<Result<WriteOutcome>>],
+    touched: &'a mut Vec<Touched>,
+}
+
+/// Runs one planned step; returns how many writes had to be isolated because their group failed. Only a
+/// busy or indeterminate error is returned: it aborts the attempt so the engine retries the whole batch.
+async fn run_step(
+    txn: &sea_orm::DatabaseTransaction,
+    pg: bool,
+    ops: &[WriteOp],
+    step: Step,
+    slots: &mut Slots<'_>,
+) -> Result<usize> {
+    let idx = match &step {
+        Step::One(i) => vec![*i],
+        Step::Inserts(idx) => in_index_order(ops, idx.clone()),
+        other => other.members().to_vec(),
+    };
+    // One write (or a lone update, increment or upsert): its own statement(s).
+    if idx.len() == 1 && !matches!(step, Step::Inserts(_)) || matches!(step, Step::One(_)) {
+        isolated(txn, pg, &ops[idx[0]], &mut slots.results[idx[0]], slots.touched).await?;
+        return Ok(0);
+    }
+    let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &step, ops, &idx).await;
+    let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
+    match grouped {
+        Ok(done) => {
+            for (&i, (out, t)) in idx.iter().zip(done) {
+                slots.touched.extend(t);
+                slots.results[i] = Some(out);
+            }
+            Ok(0)
+        }
+        Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => Err(e),
+        // Each write alone again, one statement each (a write of the failed group that already ran set the
+        // same values again: harmless). In submission order: of two inserts of one unique key, the first wins.
+        Err(e) => {
+            tracing::debug!(error = %e, kind = step.kind(), writes = idx.len(), "grouped statement failed; isolating");
+            let mut alone = idx;
+            alone.sort_unstable();
+            for &i in &alone {
+                isolated(txn, pg, &ops[i], &mut slots.results[i], slots.touched).await?;
+            }
+            Ok(alone.len())
+        }
+    }
 }
 
 /// Inserts in index order: their partition (chat, …), then their time.
@@ -146,7 +161,7 @@ async fn run_group<C: ConnectionTrait>(c: &C, step: &Step, ops: &[WriteOp], idx:
         Step::Updates(_) => run_updates(c, ops, idx).await.map(counts),
         Step::Increments(_) => run_increments(c, ops, idx).await.map(counts),
         Step::Saves(_) => run_saves(c, ops, idx).await,
-        Step::One(i) => Err(Error::InvalidRequest(format!("write {i} is not a group"))),
+        Step::One(i) => Err(Error::internal(format!("write {i} is not a group"))),
     }
 }
 

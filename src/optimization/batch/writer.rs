@@ -103,7 +103,7 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
             break;
         }
         let done = run_batch(&engine, batch).await;
-        lock(&s.controller).observe(done.elapsed, done.metas.len(), s.lanes[lane].len());
+        lock(&s.controller).observe(done.elapsed, done.waiters.len(), s.lanes[lane].len());
         if let Err(unsent) = tx.send(done) {
             acknowledge(&s, unsent.0).await;
         }
@@ -143,14 +143,23 @@ pub(crate) fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) ->
     edits
 }
 
-/// A queued write's answer channel, sequence number, model and the queue capacity it holds.
-type Meta =
-    (tokio::sync::oneshot::Sender<Result<WriteOutcome>>, u64, usize, OwnedSemaphorePermit, OwnedSemaphorePermit);
+/// The caller's side of a write taken into a batch: where its answer goes, its place in the read-your-writes
+/// bookkeeping, and the queue capacity it holds until answered.
+struct Waiter {
+    /// The ticket's other end.
+    tx: oneshot::Sender<Result<WriteOutcome>>,
+    /// Submission sequence number (its entry in `Shared::pending`).
+    seq: u64,
+    /// The model's index.
+    model: usize,
+    /// Queue capacity (count and bytes), released when this drops.
+    _held: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
 
 /// A batch that ran: its writes, their callers, and the outcome of its transaction.
 struct Executed {
     ops: Arc<Vec<WriteOp>>,
-    metas: Vec<Meta>,
+    waiters: Vec<Waiter>,
     outcome: Result<executor::BatchResult>,
     elapsed: std::time::Duration,
     lingered: std::time::Duration,
@@ -163,10 +172,10 @@ async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     }
     let lingered = batch.iter().map(|q| q.at).min().map(|t| t.elapsed()).unwrap_or_default();
     let mut ops = Vec::with_capacity(batch.len());
-    let mut metas = Vec::with_capacity(batch.len());
+    let mut waiters = Vec::with_capacity(batch.len());
     for q in batch {
         let m = model_index(q.item.op.model());
-        metas.push((q.item.tx, q.seq, m, q.item._count, q.item._bytes));
+        waiters.push(Waiter { tx: q.item.tx, seq: q.seq, model: m, _held: (q.item._count, q.item._bytes) });
         ops.push(q.item.op);
     }
     let started = std::time::Instant::now();
@@ -174,15 +183,15 @@ async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     let outcome = executor::execute(engine, ops.clone()).await;
     let elapsed = started.elapsed();
     metrics::histogram!(crate::utils::metrics::BATCH_FLUSH_SECONDS).record(elapsed.as_secs_f64());
-    metrics::histogram!(crate::utils::metrics::BATCH_ROWS).record(metas.len() as f64);
+    metrics::histogram!(crate::utils::metrics::BATCH_ROWS).record(waiters.len() as f64);
     metrics::histogram!(crate::utils::metrics::BATCH_LINGER_SECONDS).record(lingered.as_secs_f64());
-    Executed { ops, metas, outcome, elapsed, lingered }
+    Executed { ops, waiters, outcome, elapsed, lingered }
 }
 
 /// After COMMIT: makes stale cache entries unreachable (and carries windows), then resolves the tickets.
 async fn acknowledge(s: &Shared, done: Executed) {
-    let Executed { ops, metas, outcome, elapsed, lingered } = done;
-    let n = metas.len();
+    let Executed { ops, waiters, outcome, elapsed, lingered } = done;
+    let n = waiters.len();
     let c = &s.stats;
     match outcome {
         Ok(executor::BatchResult { results, touched, isolated }) => {
@@ -206,9 +215,9 @@ async fn acknowledge(s: &Shared, done: Executed) {
             }
             metrics::counter!(crate::utils::metrics::ROWS_COMMITTED_TOTAL).increment(ok);
             metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64 - ok);
-            for ((tx, seq, m, ..), r) in metas.into_iter().zip(results) {
-                lock(&s.pending[m]).remove(&seq);
-                let _ = tx.send(r);
+            for (w, r) in waiters.into_iter().zip(results) {
+                lock(&s.pending[w.model]).remove(&w.seq);
+                let _ = w.tx.send(r);
             }
         }
         Err(e) => {
@@ -216,9 +225,9 @@ async fn acknowledge(s: &Shared, done: Executed) {
             c.failed_batches.fetch_add(1, Ordering::Relaxed);
             c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
             metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64);
-            for (tx, seq, m, ..) in metas {
-                lock(&s.pending[m]).remove(&seq);
-                let _ = tx.send(Err(e.clone()));
+            for w in waiters {
+                lock(&s.pending[w.model]).remove(&w.seq);
+                let _ = w.tx.send(Err(e.clone()));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The multi-level read cache: L1 (small, short TTL) → L2 (large, byte-bounded) in process (moka, TinyLFU) →
+//! The multi-level read cache: L1 (small, short TTL) → L2 (large, byte-bounded) in process (moka, both LRU: see
+//! [`Cache::new`]) →
 //! the optional Redis tier shared by several processes → the database. Misses on one key coalesce into one
 //! load; empty results are cached with a shorter TTL.
 //!
