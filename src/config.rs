@@ -174,7 +174,9 @@ pub struct ModelCachePolicy {
 pub struct RedisSettings {
     /// `redis://host:port/db`; absent: no Redis tier, and no cross-process invalidation. Default: absent.
     pub url: Option<DatabaseUrl>,
-    /// Prefix of every key and of the invalidation channel. Default: `botdb`.
+    /// Prefix of every key and of the invalidation channel; botdb appends its Redis format version (not the
+    /// crate version), so processes of different releases that name things alike share entries and
+    /// invalidations. Default: `botdb`.
     pub key_prefix: String,
     /// Timeout of one Redis call in ms; a slower answer counts as a miss. Default: 50.
     pub timeout_ms: u64,
