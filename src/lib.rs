@@ -18,7 +18,7 @@
 //! | the stable hash of everything named in Redis (XXH3, fixed seed) | `src/utils/stable_hash.rs` |
 //! | settings and the layered loader (`config/`, `BOTDB__…`) | `src/config.rs` |
 //! | connections per backend, SQLite pragmas, write transactions | `src/core/engine.rs` |
-//! | the model mapping: models, columns, defaults, keys, and their annotations (partition, priority, …) | `src/core/registry/mod.rs` (data: `models.rs`, generated) |
+//! | the model mapping: models, columns, defaults, keys, and their annotations (partition, priority, …) | `src/core/registry/mapping.rs` (data: `models.rs`, generated) |
 //! | JSON ⇄ typed values ⇄ bind parameters, row decoding | `src/core/value.rs` |
 //! | create/update data validation and client-side defaults | `src/core/data.rs` |
 //! | the filter language (`$gt $gte $lt $lte $ne $in $nin`, `null`) | `src/core/filter.rs` |
@@ -26,7 +26,7 @@
 //! | migrations (the `migration` crate builds the schema) | `src/core/migrate.rs` |
 //! | **the read and write entry points**: read-your-writes, cache, scheduler or direct path, warm-ups | `src/optimization/store.rs` |
 //! | partitions and stripes, read scope, write reach (shared by cache and batch) | `src/optimization/partition.rs` |
-//! | the cache: L1/L2 (moka), lookup, single-flight, coherence on commit | `src/optimization/cache/mod.rs` |
+//! | the cache: L1/L2 (moka), lookup, single-flight, coherence on commit | `src/optimization/cache/tiers.rs` |
 //! | generation counters (how invalidation stays exact and O(1)) | `src/optimization/cache/generations.rs` |
 //! | recent-history windows answering reads | `src/optimization/cache/window.rs` |
 //! | windows carried across commits (edited in place, not reloaded) | `src/optimization/cache/carry.rs` |
@@ -34,7 +34,7 @@
 //! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
 //! | cache statistics and part states | `src/optimization/cache/stats.rs` |
 //! | the preloader (its recipe: the registry's preload roles) | `src/optimization/preload.rs` |
-//! | the batch scheduler: tickets, bounds, read-your-writes waits | `src/optimization/batch/mod.rs` |
+//! | the batch scheduler: tickets, bounds, read-your-writes waits | `src/optimization/batch/scheduler.rs` |
 //! | priorities' aging queue | `src/optimization/batch/queue.rs` |
 //! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
 //! | which writes of a batch share a statement (commutation, grouping) | `src/optimization/batch/plan.rs` |

@@ -15,9 +15,10 @@ use crate::optimization::cache::WindowEdits;
 use crate::optimization::partition::{Reach, Touched};
 use crate::utils::error::{Error, Result};
 
+use super::executor;
 use super::ops::{WriteOp, WriteOutcome};
 use super::queue::Queued;
-use super::{Job, Shared, collect, executor, fail_queued, lock};
+use super::scheduler::{Job, Shared, collect, fail_queued, lock};
 
 /// Runs a writer loop on its own thread with its own single-threaded runtime. A writer task on the caller's
 /// runtime waited behind every runnable caller task at each of its statements and at COMMIT (measured: a

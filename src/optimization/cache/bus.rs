@@ -9,8 +9,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::generations::Field;
-use super::redis::decode_message;
-use super::{Cache, Inner};
+use deadpool_redis::redis::aio::PubSub;
+
+use super::redis::{RedisTier, decode_message};
+use super::tiers::{Cache, Inner};
 use crate::core::registry::models;
 
 /// How often a process publishes its statistics for `botdb-admin cache stats`.
@@ -72,66 +74,78 @@ fn apply(cache: &Cache, payload: &str) {
     }
 }
 
-/// The bus task: runs until the cache is dropped or the task is aborted.
+/// Why a subscribed session of the bus ended.
+enum Ended {
+    /// The cache was dropped: stop.
+    CacheGone,
+    /// The channel closed: messages may have been missed.
+    ChannelLost,
+}
+
+/// The bus task: subscribes (with backoff), then listens until the cache is dropped or the task is aborted;
+/// a lost channel drops the in-process entries (they may have missed invalidations) and subscribes again.
 pub(super) async fn run(weak: Weak<Inner>, cooldown: Duration) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let cache = Cache { inner };
         let Some(r) = cache.inner.redis.clone() else { return };
-        let connected = tokio::time::timeout(Duration::from_secs(2), r.client().get_async_pubsub()).await;
-        let mut pubsub = match connected {
-            Ok(Ok(p)) => p,
-            _ => {
-                drop(cache);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if pubsub.subscribe(r.channel()).await.is_err() || !resync(&cache).await {
-            drop(cache);
+        let subscribed = subscribe(&cache, &r).await;
+        drop(cache);
+        let Some(pubsub) = subscribed else {
             tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
             continue;
-        }
+        };
         backoff = Duration::from_millis(100);
         tracing::info!("cache invalidation bus subscribed");
-        let mut messages = pubsub.into_on_message();
-        let mut tick = tokio::time::interval(cooldown.max(Duration::from_millis(100)));
-        let mut last_stats = std::time::Instant::now() - STATS_EVERY;
-        let weak_inner = std::sync::Arc::downgrade(&cache.inner);
-        drop(cache);
-        loop {
-            tokio::select! {
-                msg = messages.next() => match msg {
-                    Some(m) => {
-                        let Some(inner) = weak_inner.upgrade() else { return };
-                        if let Ok(payload) = m.get_payload::<String>() {
-                            apply(&Cache { inner }, &payload);
-                        }
-                    }
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    let Some(inner) = weak_inner.upgrade() else { return };
-                    let cache = Cache { inner };
-                    if cache.inner.redis.as_ref().is_some_and(|r| r.desynced.load(Ordering::Acquire)) {
-                        resync(&cache).await;
-                    }
-                    if last_stats.elapsed() >= STATS_EVERY {
-                        last_stats = std::time::Instant::now();
-                        publish_stats(&cache).await;
-                    }
-                }
-            }
+        if let Ended::CacheGone = listen(pubsub, &weak, cooldown).await {
+            return;
         }
-        // The channel is gone: messages may have been missed.
         if let Some(inner) = weak.upgrade() {
             tracing::warn!("cache invalidation bus lost; dropping in-process entries until resynchronised");
             if let Some(r) = &inner.redis {
-                r.desynced.store(true, Ordering::Release);
+                r.mark_desynced();
             }
             Cache { inner }.clear_local();
+        }
+    }
+}
+
+/// A dedicated pub/sub connection subscribed to the channel, with the counters resynchronised; `None` when
+/// Redis cannot be reached now.
+async fn subscribe(cache: &Cache, r: &RedisTier) -> Option<PubSub> {
+    let connected = tokio::time::timeout(Duration::from_secs(2), r.client().get_async_pubsub()).await;
+    let Ok(Ok(mut pubsub)) = connected else { return None };
+    (pubsub.subscribe(r.channel()).await.is_ok() && resync(cache).await).then_some(pubsub)
+}
+
+/// Applies announced counters as they arrive; every tick, resynchronises after a failed bump and publishes
+/// this process's statistics.
+async fn listen(pubsub: PubSub, weak: &Weak<Inner>, cooldown: Duration) -> Ended {
+    let mut messages = pubsub.into_on_message();
+    let mut tick = tokio::time::interval(cooldown.max(Duration::from_millis(100)));
+    let mut last_stats = std::time::Instant::now() - STATS_EVERY;
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(m) = msg else { return Ended::ChannelLost };
+                let Some(inner) = weak.upgrade() else { return Ended::CacheGone };
+                if let Ok(payload) = m.get_payload::<String>() {
+                    apply(&Cache { inner }, &payload);
+                }
+            }
+            _ = tick.tick() => {
+                let Some(inner) = weak.upgrade() else { return Ended::CacheGone };
+                let cache = Cache { inner };
+                if cache.inner.redis.as_ref().is_some_and(|r| r.desynced.load(Ordering::Acquire)) {
+                    resync(&cache).await;
+                }
+                if last_stats.elapsed() >= STATS_EVERY {
+                    last_stats = std::time::Instant::now();
+                    publish_stats(&cache).await;
+                }
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::core::registry::{Kind, ModelDef, model_index, models};
 use crate::core::value::{Cell, Row, Rows};
 
 use super::generations::Field;
-use super::{Cache, Entry};
+use super::tiers::{Cache, Entry};
 use crate::optimization::partition::{Reach, Touched};
 
 /// One committed write, as a window sees it.
@@ -159,70 +159,98 @@ impl Carried {
     fn edited(&self, window_rows: usize) -> Option<Rows> {
         let model = self.sel.model;
         let p = model.partition?;
-        let (pname, oname) = (model.col(p).name, (self.order, model.col(self.order).name));
+        let partition = (p, model.col(p).name);
         let part = self.sel.filter.eq_value(p)?.to_json();
-        let mut rows: Vec<Arc<Row>> = self.rows.to_vec();
-        let mut places: Vec<Place> = rows.iter().map(|r| Place::of(r, oname)).collect();
-        let mut index: Vec<(Column, HashMap<String, Vec<usize>>)> = Vec::new();
+        let mut draft = Draft::of(&self.rows, (self.order, model.col(self.order).name));
         for e in self.edits.iter() {
             match e {
-                Edit::Insert(r) => {
-                    if field(r, p, pname) != Some(&part) {
-                        continue;
-                    }
-                    let place = Place::of(r, oname);
-                    if places.iter().any(|x| x.id == place.id) {
-                        continue;
-                    }
-                    for (col, map) in &mut index {
-                        if let Some(v) = field(r, col.0, col.1) {
-                            map.entry(key_text(v)).or_default().push(rows.len());
-                        }
-                    }
-                    rows.push(r.clone());
-                    places.push(place);
-                }
+                Edit::Insert(r) if field(r, partition.0, partition.1) == Some(&part) => draft.insert(r),
+                Edit::Insert(_) => {}
                 Edit::Update { changes, .. } if changes.sets.iter().any(|(i, _)| *i == self.order) => return None,
-                Edit::Update { key, value, changes } => {
-                    if !index.iter().any(|(col, _)| col == key) {
-                        let mut map: HashMap<String, Vec<usize>> = HashMap::with_capacity(rows.len());
-                        for (i, r) in rows.iter().enumerate() {
-                            if let Some(v) = field(r, key.0, key.1) {
-                                map.entry(key_text(v)).or_default().push(i);
-                            }
-                        }
-                        index.push((*key, map));
-                    }
-                    let Some(at) = index.iter().find(|(col, _)| col == key).and_then(|(_, m)| m.get(&key_text(value)))
-                    else {
-                        continue;
-                    };
-                    for i in at.clone() {
-                        let row = Arc::make_mut(&mut rows[i]);
-                        let before: Vec<Option<Value>> =
-                            index.iter().map(|(col, _)| field(row, col.0, col.1).cloned()).collect();
-                        changes.apply_to(row);
-                        // A changed key column (an id rewrite) moves the row in that column's index.
-                        for ((col, map), old) in index.iter_mut().zip(before) {
-                            let new = field(row, col.0, col.1).cloned();
-                            if new != old {
-                                if let Some(v) = old.and_then(|o| map.get_mut(&key_text(&o))) {
-                                    v.retain(|&j| j != i);
-                                }
-                                if let Some(n) = new {
-                                    map.entry(key_text(&n)).or_default().push(i);
-                                }
-                            }
-                        }
-                    }
+                Edit::Update { key, value, changes } => draft.update(*key, value, changes),
+            }
+        }
+        Some(draft.finish(window_rows))
+    }
+}
+
+/// A window being edited: its rows, each row's place in the window's order, and per key column an index
+/// from key text to row positions, built on first use (row look-ups by name are the cost here).
+struct Draft {
+    order: Column,
+    rows: Vec<Arc<Row>>,
+    places: Vec<Place>,
+    index: Vec<(Column, HashMap<String, Vec<usize>>)>,
+}
+
+impl Draft {
+    fn of(rows: &Rows, order: Column) -> Draft {
+        let places = rows.iter().map(|r| Place::of(r, order)).collect();
+        Draft { order, rows: rows.to_vec(), places, index: Vec::new() }
+    }
+
+    /// Adds a row the window does not hold yet.
+    fn insert(&mut self, r: &Arc<Row>) {
+        let place = Place::of(r, self.order);
+        if self.places.iter().any(|x| x.id == place.id) {
+            return;
+        }
+        for (col, map) in &mut self.index {
+            if let Some(v) = field(r, col.0, col.1) {
+                map.entry(key_text(v)).or_default().push(self.rows.len());
+            }
+        }
+        self.rows.push(r.clone());
+        self.places.push(place);
+    }
+
+    /// The index of `key`'s column, built on first use.
+    fn indexed(&mut self, key: Column) -> usize {
+        if let Some(at) = self.index.iter().position(|(col, _)| *col == key) {
+            return at;
+        }
+        let mut map: HashMap<String, Vec<usize>> = HashMap::with_capacity(self.rows.len());
+        for (i, r) in self.rows.iter().enumerate() {
+            if let Some(v) = field(r, key.0, key.1) {
+                map.entry(key_text(v)).or_default().push(i);
+            }
+        }
+        self.index.push((key, map));
+        self.index.len() - 1
+    }
+
+    /// Applies `changes` to the rows whose `key` column equals `value`.
+    fn update(&mut self, key: Column, value: &Value, changes: &Changes) {
+        let at = self.indexed(key);
+        let Some(hits) = self.index[at].1.get(&key_text(value)).cloned() else { return };
+        for i in hits {
+            let row = Arc::make_mut(&mut self.rows[i]);
+            let before: Vec<Option<Value>> =
+                self.index.iter().map(|(col, _)| field(row, col.0, col.1).cloned()).collect();
+            changes.apply_to(row);
+            // A changed key column (an id rewrite) moves the row in that column's index.
+            for ((col, map), old) in self.index.iter_mut().zip(before) {
+                let new = field(row, col.0, col.1).cloned();
+                if new == old {
+                    continue;
+                }
+                if let Some(v) = old.and_then(|o| map.get_mut(&key_text(&o))) {
+                    v.retain(|&j| j != i);
+                }
+                if let Some(n) = new {
+                    map.entry(key_text(&n)).or_default().push(i);
                 }
             }
         }
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| places[a].cmp(&places[b]));
-        // A full window holds exactly the latest rows; one that held the whole partition still does.
+    }
+
+    /// The latest `window_rows` rows in the window's order (a full window holds exactly the latest rows;
+    /// one that held the whole partition still does).
+    fn finish(self, window_rows: usize) -> Rows {
+        let mut order: Vec<usize> = (0..self.rows.len()).collect();
+        order.sort_by(|&a, &b| self.places[a].cmp(&self.places[b]));
         order.truncate(window_rows);
-        Some(order.into_iter().map(|i| rows[i].clone()).collect())
+        order.into_iter().map(|i| self.rows[i].clone()).collect()
     }
 }
 
