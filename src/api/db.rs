@@ -16,6 +16,7 @@ use crate::core::registry::{self, Priority};
 use crate::optimization::batch::{BatchStats, BatchWriter, Ticket, WriteOp};
 use crate::optimization::cache::{Cache, CacheStats, PartState};
 use crate::optimization::preload::PreloadReport;
+use crate::optimization::session::SessionState;
 use crate::optimization::store::Store;
 use crate::utils::error::{Error, Result};
 
@@ -25,6 +26,8 @@ pub struct Db {
     inner: Arc<Inner>,
     /// Writes bypass the batch scheduler (see [`Db::direct`]).
     direct: bool,
+    /// The session this handle reads and writes for (see [`Db::session`]).
+    session: Option<SessionState>,
 }
 
 #[derive(Debug)]
@@ -158,7 +161,7 @@ impl Db {
             jobs.spawn(refresh_active(Arc::downgrade(&inner), Duration::from_millis(every)));
         }
         *inner.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs;
-        let db = Db { inner, direct: false };
+        let db = Db { inner, direct: false, session: None };
         if db.settings().preload.enabled && db.settings().database.run_migrations {
             match db.preload(None).await {
                 Ok(r) => tracing::info!(chats = r.chats, reads = r.reads, "cache preloaded"),
@@ -172,7 +175,25 @@ impl Db {
     /// before the call returns (the same acknowledgement, without batching). Reads still wait for writes
     /// queued through other handles.
     pub fn direct(&self) -> Db {
-        Db { inner: self.inner.clone(), direct: true }
+        Db { inner: self.inner.clone(), direct: true, session: self.session.clone() }
+    }
+
+    /// A handle for one logical caller (the handler of one message, one chat's loop): its reads see the
+    /// writes submitted through it (`submit_create`, `submit_update`, …) before they commit, and wait for
+    /// nobody else's. Cheap; make one per message. Every other handle's reads see a write once it is
+    /// acknowledged, never before, and never wait for it.
+    ///
+    /// | a read through | sees | waits for |
+    /// |---|---|---|
+    /// | any handle | every write acknowledged before the read began | nothing |
+    /// | a session | also its own pending writes (rows of pending inserts have `id: null`) | its own pending writes to the model, only when the read is neither a recent-history window nor a point read by a unique key, or a pending write is neither an insert nor an update by a key |
+    pub fn session(&self) -> Db {
+        Db { inner: self.inner.clone(), direct: self.direct, session: Some(SessionState::default()) }
+    }
+
+    /// The session of this handle, if it is one.
+    pub(crate) fn session_state(&self) -> Option<&SessionState> {
+        self.session.as_ref()
     }
 
     /// The optimization layer: every read and write goes through it.
@@ -192,7 +213,7 @@ impl Db {
     /// [`Error::Overloaded`], [`Error::ShuttingDown`], or [`Error::InvalidRequest`] for an inconsistent write.
     #[doc(hidden)]
     pub async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
-        self.store().submit(op, Some(priority), self.direct).await
+        self.store().submit(op, Some(priority), self.direct, self.session.as_ref()).await
     }
 
     /// Returns once every write submitted before this call has committed (or failed).

@@ -137,7 +137,7 @@ impl Db {
             QueryType::Get => {
                 let limit = if req.single_result { Some(1) } else { req.limit };
                 let sel = Select::parse(m, &req.filters, &req.order_by, limit)?;
-                let rows = self.store().read(&sel).await?;
+                let rows = self.store().read(&sel, self.session_state()).await?;
                 Ok(if req.single_result { QueryOutput::One(rows.first().cloned()) } else { QueryOutput::Rows(rows) })
             }
             QueryType::Create => {
@@ -152,7 +152,7 @@ impl Db {
             QueryType::Delete => Ok(QueryOutput::Count(self.delete_rows(m, Filter::parse(m, &req.filters)?).await?)),
             QueryType::Count => {
                 let filter = Filter::parse(m, &req.filters)?;
-                self.store().count(m, &filter).await.map(QueryOutput::Count)
+                self.store().count(m, &filter, self.session_state()).await.map(QueryOutput::Count)
             }
         }
     }
@@ -165,7 +165,7 @@ impl Db {
     pub async fn find(&self, model: &str, filters: &Value, order_by: &[&str], limit: Option<u64>) -> Result<Rows> {
         let m = registry::model(model)?;
         let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
-        self.store().read(&Select::parse(m, filters, &order, limit)?).await
+        self.store().read(&Select::parse(m, filters, &order, limit)?, self.session_state()).await
     }
 
     /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
@@ -214,7 +214,7 @@ impl Db {
     #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "count"))]
     pub async fn count(&self, model: &str, filters: &Value) -> Result<u64> {
         let m = registry::model(model)?;
-        self.store().count(m, &Filter::parse(m, filters)?).await
+        self.store().count(m, &Filter::parse(m, filters)?, self.session_state()).await
     }
 
     /// The upsert of `db_save`: with a key, the first row (by id) whose `key_field = key_value` gets every key

@@ -5,4 +5,5 @@ pub(crate) mod batch;
 pub(crate) mod cache;
 pub(crate) mod partition;
 pub(crate) mod preload;
+pub(crate) mod session;
 pub(crate) mod store;

@@ -18,7 +18,8 @@ use crate::core::registry::{ModelDef, Priority, model_index};
 use crate::core::value::{Cell, Row, Rows};
 use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, window_edits};
 use crate::optimization::cache::Cache;
-use crate::optimization::partition::{Reach, Touched, read_stripe, stripe_of};
+use crate::optimization::partition::{Reach, Touched, stripe_of};
+use crate::optimization::session::{Plan, SessionState};
 use crate::optimization::preload::{self, PreloadReport};
 use crate::utils::error::{Error, Result};
 
@@ -84,35 +85,56 @@ impl Store {
         }
     }
 
-    /// Waits for the queued writes a read of `model` scoped to `stripe` could see (read-your-writes).
-    async fn settle(&self, model: &ModelDef, stripe: Option<usize>) {
-        if let Some(b) = self.batch()
-            && b.has_pending(model_index(model))
-        {
-            b.wait_for(model_index(model), stripe).await;
-        }
-    }
-
-    /// **The read entry point.** After any queued write it could see (read-your-writes), through the cache.
+    /// **The read entry point.** Through the cache; it sees every write acknowledged before it began and
+    /// never waits for writes other callers queued. With a `session`, it also sees that session's own
+    /// pending writes (see `session.rs`): applied to the committed answer where the shape allows, else after
+    /// waiting for those writes only.
     ///
     /// # Errors
     /// The database's errors on a miss.
-    pub(crate) async fn read(&self, sel: &Select) -> Result<Rows> {
+    pub(crate) async fn read(&self, sel: &Select, session: Option<&SessionState>) -> Result<Rows> {
         let started = Instant::now();
-        self.settle(sel.model, read_stripe(sel)).await;
         let load = self.loader();
-        let rows = self.cache().read(sel, &load).await;
+        let plan = session.map_or(Plan::Plain, |s| s.plan(sel, self.inner.settings.cache.window_rows));
+        let rows = match plan {
+            Plan::Plain => self.cache().read(sel, &load).await,
+            Plan::Overlay(o) => {
+                let base = self.cache().read(&o.base, &load).await?;
+                match o.finish(&base) {
+                    Some(rows) => Ok(rows),
+                    None => {
+                        if let Some(s) = session {
+                            s.settle(sel.model).await;
+                        }
+                        self.cache().read(sel, &load).await
+                    }
+                }
+            }
+            Plan::Wait(answers) => {
+                for a in answers {
+                    let _ = a.await;
+                }
+                self.cache().read(sel, &load).await
+            }
+        };
         self.slow("read", sel.model.name, started);
         rows
     }
 
-    /// Counts the rows of `model` matching `filter`, after any queued write it could see (not cached).
+    /// Counts the rows of `model` matching `filter` (not cached); with a `session`, after that session's own
+    /// pending writes to the model.
     ///
     /// # Errors
     /// The database's errors.
-    pub(crate) async fn count(&self, model: &'static ModelDef, filter: &Filter) -> Result<u64> {
-        let stripe = model.partition.and_then(|p| filter.eq_value(p)).map(|c| stripe_of(&c.to_json()));
-        self.settle(model, stripe).await;
+    pub(crate) async fn count(
+        &self,
+        model: &'static ModelDef,
+        filter: &Filter,
+        session: Option<&SessionState>,
+    ) -> Result<u64> {
+        if let Some(s) = session {
+            s.settle(model).await;
+        }
         exec::count(self.engine().reader(), model, filter).await
     }
 
@@ -122,14 +144,24 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Overloaded`], [`Error::ShuttingDown`]; on the direct path, the write's own error.
-    pub(crate) async fn submit(&self, op: WriteOp, priority: Option<Priority>, direct: bool) -> Result<Ticket> {
+    pub(crate) async fn submit(
+        &self,
+        op: WriteOp,
+        priority: Option<Priority>,
+        direct: bool,
+        session: Option<&SessionState>,
+    ) -> Result<Ticket> {
         op.check()?;
         self.on_insert(&op);
         let priority = priority.unwrap_or(op.model().priority);
-        match self.batch().filter(|_| !direct) {
-            Some(b) => b.submit(op, priority).await,
-            None => Ok(Ticket::ready(self.run_direct(op).await)),
-        }
+        let Some(b) = self.batch().filter(|_| !direct) else {
+            return Ok(Ticket::ready(self.run_direct(op).await));
+        };
+        let Some(s) = session else { return b.submit(op, priority).await };
+        let remembered = Arc::new(op.clone());
+        let (ticket, answer) = b.submit(op, priority).await?.shared();
+        s.remember(remembered, answer);
+        Ok(ticket)
     }
 
     /// Inserts `rows` in transactions of up to 2,000 rows on the writer (not batched with other writes), then
@@ -162,7 +194,7 @@ impl Store {
     /// As [`Store::submit`], and the write's own error.
     pub(crate) async fn write(&self, op: WriteOp, direct: bool) -> Result<WriteOutcome> {
         let (model, started) = (op.model().name, Instant::now());
-        let out = match self.submit(op, None, direct).await {
+        let out = match self.submit(op, None, direct, None).await {
             Ok(ticket) => ticket.await,
             Err(e) => Err(e),
         };
@@ -202,7 +234,9 @@ impl Store {
         let (store, chat, model) = (self.clone(), chat.clone(), row.model);
         tasks.spawn(async move {
             // After the insert commits, so the warm-up sees it (and the people who wrote in the partition).
-            store.settle(model, Some(stripe_of(&serde_json::Value::String(chat.clone())))).await;
+            if let Some(b) = store.batch() {
+                b.wait_for(model_index(model), Some(stripe_of(&serde_json::Value::String(chat.clone())))).await;
+            }
             if let Err(e) = store.preload(Some(vec![chat]), false).await {
                 tracing::debug!(error = %e, "warming an active partition failed");
             }

@@ -78,10 +78,12 @@ async fn upserts_submitted_together_answer_as_if_alone(t: &TestDb) {
 
 /// A handler submits a message's insert, its updates and an id rewrite without awaiting any of them, then
 /// awaits all the tickets: every write applies in submission order (one writer lane per model, also with
-/// several writers), and a read in between sees the pending insert.
+/// several writers), and a read in between, through the handler's session, sees the pending insert.
 async fn dependent_writes_submitted_back_to_back_apply_in_order(t: &TestDb) {
     let db = &t.db;
     let handlers = (0..50).map(|i| async move {
+        // One session per handler: its reads see its own pending writes.
+        let db = &db.session();
         let id = format!("d{i}");
         let insert = db.submit_create("Messages", &msg(&id, &format!("c{}", i % 5), f64::from(i))).await.unwrap();
         let first =
@@ -397,11 +399,12 @@ async fn a_read_after_a_write_always_sees_it() {
     let m = model("Messages").unwrap();
     let tasks: Vec<_> = (0..200)
         .map(|i| {
-            let db = db.clone();
+            // A session per caller: its reads see its own pending writes.
+            let db = db.session();
             tokio::spawn(async move {
                 let chat = format!("chat{}", i % 7);
                 let id = format!("rw{i}");
-                // The ticket is not awaited: the read must still see the write.
+                // The ticket is not awaited: the session's read must still see the write.
                 let row = NewRow::parse(m, &msg(&id, &chat, 1e9 + i as f64)).unwrap();
                 let _ticket = db.submit(WriteOp::Insert(row), Priority::Normal).await.unwrap();
                 // The reply path's read: the history just before "now" (this message's time).

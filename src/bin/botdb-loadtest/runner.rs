@@ -95,6 +95,7 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
     let mut rng = fastrand::Rng::with_seed(shape.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let now = T0 + n as f64 * 1e-3;
     let (calls, _, _) = flow(shape, n, now, &mut rng);
+    let sys = &sys.for_message();
     // Writes submitted, not yet acknowledged: (call, submitted at, ticket).
     let mut pending = Vec::new();
     for (k, call) in calls.iter().enumerate() {

@@ -25,6 +25,15 @@ pub(crate) enum System {
 }
 
 impl System {
+    /// The handle one message's handler uses: for botdb a session (its reads see its own pending writes
+    /// and wait for nobody else's), as the bot would use it.
+    pub(crate) fn for_message(&self) -> System {
+        match self {
+            System::Botdb(db) => System::Botdb(db.session()),
+            System::Baseline(c) => System::Baseline(c.clone()),
+        }
+    }
+
     /// Queues a write of botdb and returns its ticket; `None` for a read, or for the baseline (which has
     /// no ticket: its calls are awaited one by one).
     pub(crate) async fn submit(&self, call: &Call) -> Result<Option<botdb::Ticket>, String> {

@@ -21,6 +21,6 @@ mod writer;
 
 pub use ops::{WriteOp, WriteOutcome};
 pub use queue::Priority;
-pub(crate) use scheduler::BatchWriter;
+pub(crate) use scheduler::{BatchWriter, SharedAnswer};
 pub use scheduler::{BatchStats, Ticket};
 pub(crate) use writer::window_edits;

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::time::Instant;
@@ -28,14 +30,39 @@ use super::writer::{self, lane_of};
 /// A write's future: resolves to its committed outcome or a typed error. Dropping it does not cancel the
 /// write.
 #[derive(Debug)]
-pub struct Ticket(oneshot::Receiver<Result<WriteOutcome>>);
+pub struct Ticket(Answer);
+
+/// Where a ticket's answer comes from.
+#[derive(Debug)]
+enum Answer {
+    /// The writer's answer channel.
+    Channel(oneshot::Receiver<Result<WriteOutcome>>),
+    /// A shared answer (a session keeps another handle on it, to know when its write is settled).
+    Shared(SharedAnswer),
+}
+
+/// A ticket's answer that several holders can await and peek at.
+pub(crate) type SharedAnswer = futures_util::future::Shared<BoxFuture<'static, Result<WriteOutcome>>>;
 
 impl Ticket {
     /// A ticket already answered (a write that ran without the scheduler).
     pub fn ready(result: Result<WriteOutcome>) -> Ticket {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(result);
-        Ticket(rx)
+        Ticket(Answer::Channel(rx))
+    }
+
+    /// Splits the ticket: one handle for the caller, one shared answer for a session to watch.
+    pub(crate) fn shared(self) -> (Ticket, SharedAnswer) {
+        let shared = match self.0 {
+            Answer::Shared(s) => s,
+            Answer::Channel(rx) => {
+                let ticket = Ticket(Answer::Channel(rx));
+                let fut: BoxFuture<'static, Result<WriteOutcome>> = Box::pin(ticket);
+                fut.shared()
+            }
+        };
+        (Ticket(Answer::Shared(shared.clone())), shared)
     }
 }
 
@@ -43,9 +70,12 @@ impl Future for Ticket {
     type Output = Result<WriteOutcome>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(Error::Indeterminate("the writer stopped before answering".into()))))
+        match &mut self.0 {
+            Answer::Channel(rx) => Pin::new(rx).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| Err(Error::Indeterminate("the writer stopped before answering".into())))
+            }),
+            Answer::Shared(s) => Pin::new(s).poll(cx),
+        }
     }
 }
 
@@ -142,9 +172,9 @@ impl std::fmt::Debug for BatchWriter {
     }
 }
 
-/// Waits until a batch is due and takes it: the target reached, the oldest write lingered long enough, a
-/// reader waiting (urgent), the queue closed, or — for writes that queued while the writer was busy until
-/// `busy_until` — a short `grace` after that flush (group commit: they already waited one flush, and the
+/// Waits until a batch is due and takes it: at once when the oldest write reached an idle writer; else (writes
+/// that queued while the writer was busy until `busy_until`) the target reached, a reader waiting (urgent),
+/// the queue closed, the `linger` cap, or a short `grace` after that flush (group commit: they already waited one flush, and the
 /// grace lets the writers it just answered join them instead of forming the next half-batch). Returns empty
 /// only when closed and drained.
 pub(crate) async fn collect<T>(
@@ -167,7 +197,9 @@ pub(crate) async fn collect<T>(
             continue;
         }
         let oldest = queue.oldest().unwrap_or_else(Instant::now);
-        let due = if oldest <= busy_until { (busy_until + grace).min(oldest + linger) } else { oldest + linger };
+        // A write that reached an idle writer runs at once (batches grow only with concurrency: what queues
+        // during a flush forms the next batch); writes that queued during a flush wait at most the grace.
+        let due = if oldest <= busy_until { (busy_until + grace).min(oldest + linger) } else { oldest };
         let now = Instant::now();
         if len >= target || now >= due || is_closed || urgent.swap(false, Ordering::AcqRel) {
             return queue.take(max, now);
@@ -267,7 +299,7 @@ impl BatchWriter {
             seq,
         });
         metrics::gauge!(crate::utils::metrics::BATCH_QUEUE_DEPTH, "priority" => priority.label()).increment(1.0);
-        Ok(Ticket(rx))
+        Ok(Ticket(Answer::Channel(rx)))
     }
 
     /// Returns once every write submitted before this call that a read of model `model_idx` scoped to
@@ -290,11 +322,6 @@ impl BatchWriter {
             s.lanes[lane].notify.notify_one();
             notified.await;
         }
-    }
-
-    /// Whether writes to model `model_idx` are queued or running (a cheap check before [`Self::wait_for`]).
-    pub(crate) fn has_pending(&self, model_idx: usize) -> bool {
-        !lock(&self.shared.pending[model_idx]).is_empty()
     }
 
     /// Returns once every write submitted before this call has resolved.
@@ -409,7 +436,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn deadline_trigger_flushes_a_partial_batch_after_linger() {
+    async fn an_idle_writer_runs_a_lone_write_at_once() {
         let (q, closed, urgent) = fresh(false);
         push(&q, 1);
         let t0 = Instant::now();
@@ -423,7 +450,7 @@ mod tests {
         )
         .await;
         assert_eq!(b.len(), 1);
-        assert_eq!(t0.elapsed(), Duration::from_millis(5));
+        assert_eq!(t0.elapsed(), Duration::ZERO, "no linger when the writer was idle");
     }
 
     #[tokio::test(start_paused = true)]
