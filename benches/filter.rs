@@ -54,7 +54,7 @@ fn flush(c: &mut Criterion) {
                 })
                 .collect();
             let engine = botdb::testing::engine(&db).clone();
-            async move { black_box(executor::execute(&engine, std::sync::Arc::new(ops)).await.unwrap()) }
+            async move { black_box(executor::execute(&engine, std::sync::Arc::new(ops), &[]).await.unwrap()) }
         })
     });
     g.finish();

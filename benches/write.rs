@@ -152,7 +152,7 @@ fn main() {
                     .map(|i| botdb::testing::WriteOp::Insert(botdb::testing::NewRow::parse(m, &data(i, rows + i as u64)).unwrap()))
                     .collect();
                 t_parse += t0.elapsed();
-                botdb::testing::executor::execute(botdb::testing::engine(&db), Arc::new(ops)).await.unwrap();
+                botdb::testing::executor::execute(botdb::testing::engine(&db), Arc::new(ops), &[]).await.unwrap();
                 rows += 64;
             }
             let el = start.elapsed().as_secs_f64();

@@ -230,7 +230,10 @@ impl Db {
         E::Model: DeserializeOwned,
     {
         let m = model_of::<E>()?;
-        let rows = self.store().read(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?, self.session_state()).await?;
+        let rows = self
+            .store()
+            .read(&Select::parse(m, &w.to_json_filter()?, &w.order, w.limit)?, self.session_state())
+            .await?;
         rows.iter().map(|r| row_to_model::<E>(m, Row::clone(r))).collect()
     }
 

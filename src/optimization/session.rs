@@ -1,33 +1,38 @@
 //! Sessions: read-your-writes for one logical caller (the handler of one message, one chat's loop), without
-//! waiting for anybody else. A session remembers the writes it submitted until they are settled (their
-//! tickets answered). Its reads:
+//! waiting for anybody else. A session remembers the writes it submitted, with their progress, until their
+//! tickets are answered. Its reads:
 //!
-//! - with none of its own writes to the model pending: a plain read (which sees every write acknowledged
+//! - with none of its own writes to the model pending: a plain read (it sees every write acknowledged
 //!   before it began, and waits for nothing);
-//! - a recent-history window read or a point read by a unique key, when its pending writes to the model are
-//!   inserts and updates by a key: the committed (cached) answer with those writes applied, without waiting;
-//! - any other read: waits for the session's own pending writes to that model only, then reads.
+//! - otherwise the committed (cached) answer with its pending writes applied, without waiting, when the
+//!   read's shape allows it: a recent-history window, a point read by a unique key, or a filtered read whose
+//!   conditions botdb can evaluate, with pending inserts, and updates, increments and deletes by a key;
+//! - any other read waits for the session's own pending writes to that model only, then reads.
 //!
+//! Exactness: a write's [`Stage`] says whether a committed answer can hold it. One that was queued from
+//! before the committed read until after it is applied; one already published is in the answer; one whose
+//! COMMIT was under way meanwhile is ambiguous, and the read is made again once it settles (it is about to).
 //! A pending write that fails disappears from the view (its ticket reports the error). Rows of pending
 //! inserts carry `id: null` until they commit.
 
+use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
 use crate::core::exec::Select;
-use crate::core::filter::{Filter, Op};
-use crate::core::registry::ModelDef;
-use crate::core::value::{Row, Rows};
-use crate::optimization::batch::{SharedAnswer, WriteOp};
-use crate::optimization::cache::carry::{Column, Draft};
+use crate::core::filter::{Filter, Op, Predicate};
+use crate::core::registry::{Kind, ModelDef};
+use crate::core::value::{Cell, Row, Rows};
+use crate::optimization::batch::{Progress, SharedAnswer, Stage, WriteOp};
 use crate::optimization::cache::window::WindowRead;
 
 /// A write the session submitted, until its ticket is answered.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PendingWrite {
     op: Arc<WriteOp>,
     answer: SharedAnswer,
+    progress: Arc<Progress>,
 }
 
 /// What one session has in flight. Cheap to clone (an `Arc` inside).
@@ -40,45 +45,63 @@ pub(crate) struct SessionState {
 pub(crate) enum Plan {
     /// A plain read: nothing of the session's is pending on the model.
     Plain,
-    /// The committed answer of `base` with the pending writes applied, then `finish` picks the answer.
-    Overlay(Overlay),
+    /// The committed answer of the overlay's base with the pending writes applied.
+    Overlay(Box<Overlay>),
     /// Wait for these pending writes of the session, then read plainly.
     Wait(Vec<SharedAnswer>),
 }
 
+/// What [`Overlay::finish`] found.
+pub(crate) enum Finished {
+    /// The answer.
+    Rows(Rows),
+    /// These writes were committing while the base was read: wait for them, then plan again.
+    Ambiguous(Vec<SharedAnswer>),
+    /// The base cannot prove it holds every wanted row: wait for the session's writes, then read plainly.
+    Unprovable,
+}
+
 /// A read answered from a committed base with the session's pending writes applied.
 pub(crate) struct Overlay {
-    /// The committed read to start from (a window, or the point read itself).
+    /// The committed read to start from (a window, or the read itself).
     pub(crate) base: Select,
+    read: Select,
     shape: Shape,
-    writes: Vec<Arc<WriteOp>>,
+    /// The pending writes to the model, with their stage before the base was read.
+    writes: Vec<(PendingWrite, Stage)>,
 }
 
 enum Shape {
+    /// A recent-history read answered from its partition's window.
     Window(WindowRead, u64),
-    /// A point read: `(column, value)` equality on a unique column, and the read's limit.
-    Point(Column, Value, Option<u64>),
+    /// The read itself, re-filtered and re-ordered after the edits.
+    Read,
 }
 
 impl SessionState {
-    /// Remembers a submitted write until `answer` resolves.
-    pub(crate) fn remember(&self, op: Arc<WriteOp>, answer: SharedAnswer) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.retain(|p| p.answer.peek().is_none());
-        pending.push(PendingWrite { op, answer });
+    /// A progress handle for a write about to be submitted.
+    pub(crate) fn progress() -> Arc<Progress> {
+        Arc::new(Progress::default())
     }
 
-    /// The session's unsettled writes to `model`, in submission order.
-    fn pending_to(&self, model: &ModelDef) -> Vec<(Arc<WriteOp>, SharedAnswer)> {
+    /// Remembers a submitted write until its answer resolves.
+    pub(crate) fn remember(&self, op: Arc<WriteOp>, answer: SharedAnswer, progress: Arc<Progress>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.retain(|p| p.answer.peek().is_none());
-        pending.iter().filter(|p| p.op.model() == model).map(|p| (p.op.clone(), p.answer.clone())).collect()
+        pending.push(PendingWrite { op, answer, progress });
     }
 
-    /// Waits until every write to `model` submitted through this session so far is settled.
+    /// The session's unanswered writes to `model`, in submission order.
+    fn pending_to(&self, model: &ModelDef) -> Vec<PendingWrite> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.retain(|p| p.answer.peek().is_none());
+        pending.iter().filter(|p| p.op.model() == model).cloned().collect()
+    }
+
+    /// Waits until every write to `model` submitted through this session so far is answered.
     pub(crate) async fn settle(&self, model: &ModelDef) {
-        for (_, answer) in self.pending_to(model) {
-            let _ = answer.await;
+        for p in self.pending_to(model) {
+            let _ = p.answer.await;
         }
     }
 
@@ -88,29 +111,98 @@ impl SessionState {
         if pending.is_empty() {
             return Plan::Plain;
         }
-        let replayable = pending.iter().all(|(op, _)| replayable(op).is_some());
-        let shape = if replayable { shape_of(sel, window_rows) } else { None };
+        let shape = if let Some(w) = WindowRead::of(sel, window_rows) {
+            let p = sel.model.partition;
+            let ok = pending.iter().all(|x| edit_of(&x.op).is_some_and(|e| e.fits_window(w.column(), p)));
+            ok.then(|| (w.window.clone(), Shape::Window(w, window_rows)))
+        } else {
+            let ok = pending.iter().all(|p| edit_of(&p.op).is_some_and(|e| e.fits_read(sel)));
+            ok.then(|| (sel.clone(), Shape::Read))
+        };
         match shape {
             Some((base, shape)) => {
-                Plan::Overlay(Overlay { base, shape, writes: pending.into_iter().map(|(op, _)| op).collect() })
+                let writes = pending.into_iter().map(|p| (p.progress.stage(), p)).map(|(st, p)| (p, st)).collect();
+                Plan::Overlay(Box::new(Overlay { base, read: sel.clone(), shape, writes }))
             }
-            None => Plan::Wait(pending.into_iter().map(|(_, a)| a).collect()),
+            None => Plan::Wait(pending.into_iter().map(|p| p.answer).collect()),
         }
     }
 }
 
-/// An insert, or an update whose filter is one equality on a column that it leaves alone (so the rows it
-/// changes are found by that key): what a view can replay. Returns the update's key.
-fn replayable(op: &WriteOp) -> Option<Option<(usize, Value)>> {
-    match op {
-        WriteOp::Insert(_) => Some(None),
-        WriteOp::Update { filter, changes } => {
-            let (col, value) = single_eq(filter)?;
-            let p = changes.model.partition;
-            let moves = changes.sets.iter().any(|(i, _)| Some(*i) == p || *i == col);
-            (!moves).then_some(Some((col, value)))
+/// A pending write as an edit of rows already read.
+enum Edit<'a> {
+    Insert(Row),
+    /// Set `changes` on the rows whose `key` column equals `value`.
+    Update {
+        key: (usize, Value),
+        sets: Vec<(usize, Value)>,
+    },
+    /// Add `delta` to `column` of the rows whose `key` column equals `value`.
+    Increment {
+        key: (usize, Value),
+        column: usize,
+        delta: &'a Cell,
+    },
+    /// Remove the rows whose `key` column equals `value`.
+    Delete {
+        key: (usize, Value),
+    },
+}
+
+/// The edit a pending write makes, when its rows are found by one key equality.
+fn edit_of(op: &WriteOp) -> Option<Edit<'_>> {
+    Some(match op {
+        WriteOp::Insert(r) => {
+            let mut row = r.to_row(0);
+            row.insert("id".into(), r.explicit_id().map_or(Value::Null, Value::from));
+            Edit::Insert(row)
         }
-        _ => None,
+        WriteOp::Update { filter, changes } => {
+            let key = single_eq(filter)?;
+            let sets: Vec<(usize, Value)> = changes.sets.iter().map(|(i, c)| (*i, c.to_json())).collect();
+            // A changed key column would move the row out of the key's reach.
+            (!sets.iter().any(|(i, _)| *i == key.0)).then_some(Edit::Update { key, sets })?
+        }
+        WriteOp::Increment { filter, column, delta, .. } => {
+            let key = single_eq(filter)?;
+            (key.0 != *column).then_some(Edit::Increment { key, column: *column, delta })?
+        }
+        WriteOp::Delete { filter, .. } => Edit::Delete { key: single_eq(filter)? },
+        WriteOp::Save { .. } => return None,
+    })
+}
+
+impl Edit<'_> {
+    /// The columns it changes (none for inserts and deletes).
+    fn changed(&self) -> Vec<usize> {
+        match self {
+            Edit::Update { sets, .. } => sets.iter().map(|(i, _)| *i).collect(),
+            Edit::Increment { column, .. } => vec![*column],
+            Edit::Insert(_) | Edit::Delete { .. } => vec![],
+        }
+    }
+
+    /// Replayable on a partition window ordered by `order`: the id, order and partition columns stay put.
+    fn fits_window(&self, order: usize, partition: Option<usize>) -> bool {
+        self.changed().iter().all(|c| *c != order && *c != 0 && Some(*c) != partition)
+    }
+
+    /// Replayable on the read itself: membership and order decided by columns it leaves alone; inserted rows
+    /// evaluable against the filter.
+    fn fits_read(&self, sel: &Select) -> bool {
+        let watched: Vec<usize> =
+            sel.filter.conds.iter().map(|c| c.column).chain(sel.order.iter().map(|(c, _)| *c)).collect();
+        if self.changed().iter().any(|c| watched.contains(c)) {
+            return false;
+        }
+        match self {
+            Edit::Insert(row) => matches(&sel.filter, sel.model, row).is_some(),
+            // The rows after a limit are unknown, unless a unique key leaves at most one row.
+            Edit::Delete { .. } => {
+                sel.limit.is_none() || sel.filter.conds.iter().any(|c| c.op == Op::Eq && sel.model.col(c.column).unique)
+            }
+            Edit::Update { .. } | Edit::Increment { .. } => true,
+        }
     }
 }
 
@@ -122,67 +214,187 @@ fn single_eq(filter: &Filter) -> Option<(usize, Value)> {
     }
 }
 
-/// The base read and shape of a read a view can answer: a recent-history window read, or a point read by a
-/// unique column.
-fn shape_of(sel: &Select, window_rows: u64) -> Option<(Select, Shape)> {
-    if let Some(w) = WindowRead::of(sel, window_rows) {
-        return Some((w.window.clone(), Shape::Window(w, window_rows)));
-    }
-    let (col, value) = single_eq(&sel.filter)?;
-    sel.model.col(col).unique.then(|| (sel.clone(), Shape::Point((col, sel.model.col(col).name), value, sel.limit)))
-}
-
 impl Overlay {
-    /// The answer: `committed` (the base's rows) with the pending writes applied. `None` when the window
-    /// cannot prove it holds every wanted row (the caller then waits and reads plainly).
-    pub(crate) fn finish(&self, committed: &Rows) -> Option<Rows> {
+    /// The answer from `committed` (the base's rows) with the pending writes applied.
+    pub(crate) fn finish(&self, committed: &Rows) -> Finished {
         let model = self.base.model;
-        let order = match &self.shape {
-            Shape::Window(w, _) => w.column(),
-            Shape::Point(..) => 0,
-        };
-        let mut draft = Draft::of(committed, (order, model.col(order).name));
-        for op in &self.writes {
-            match (op.as_ref(), replayable(op)) {
-                (WriteOp::Insert(r), _) if self.admits(r.model, &r.to_row(0)) => {
-                    let mut row = r.to_row(0);
-                    row.insert("id".into(), r.explicit_id().map_or(Value::Null, Value::from));
-                    draft.insert_pending(&Arc::new(row));
+        let mut ambiguous = Vec::new();
+        let mut rows: Vec<Arc<Row>> = committed.to_vec();
+        for (p, before) in &self.writes {
+            let after = p.progress.stage();
+            match (before, after) {
+                (Stage::Queued, Stage::Queued) => {}
+                (Stage::Failed, _) | (_, Stage::Failed) | (Stage::Published, Stage::Published) => continue,
+                _ => {
+                    ambiguous.push(p.answer.clone());
+                    continue;
                 }
-                (WriteOp::Update { changes, .. }, Some(Some((col, value)))) => {
-                    draft.update((col, model.col(col).name), &value, changes);
-                }
-                _ => {}
             }
+            let Some(edit) = edit_of(&p.op) else { return Finished::Unprovable };
+            apply(model, &mut rows, edit, &self.base.filter);
+        }
+        if !ambiguous.is_empty() {
+            return Finished::Ambiguous(ambiguous);
         }
         match &self.shape {
             Shape::Window(w, window_rows) => {
-                let rows = draft.finish(usize::MAX);
-                // The committed window held the whole partition iff it was not full: pending rows added
-                // on top do not change that.
-                let added = rows.len().saturating_sub(committed.len()) as u64;
-                w.answer(&rows, *window_rows + added)
+                // The committed window held the whole partition iff it was not full.
+                let whole = (committed.len() as u64) < *window_rows;
+                let order = (w.column(), model.col(w.column()).name);
+                if !sort(&mut rows, &[(order, true)]) {
+                    return Finished::Unprovable;
+                }
+                w.answer(&rows.into(), if whole { u64::MAX } else { 0 }).map_or(Finished::Unprovable, Finished::Rows)
             }
-            Shape::Point((idx, name), value, limit) => {
-                let rows: Vec<Arc<Row>> = draft
-                    .finish(usize::MAX)
-                    .iter()
-                    .filter(|r| r.get(*name).or_else(|| r.values().nth(*idx)) == Some(value))
-                    .take(limit.map_or(usize::MAX, |l| l as usize))
-                    .cloned()
-                    .collect();
-                Some(rows.into())
-            }
+            Shape::Read => self.refine(rows),
         }
     }
 
-    /// Whether an inserted row belongs in the base read (its partition, or its key).
-    fn admits(&self, model: &ModelDef, row: &Row) -> bool {
-        let eq = |filter: &Filter| {
-            filter.conds.iter().all(|c| {
-                c.op == Op::Eq && row.get(model.col(c.column).name) == Some(&c.values[0].to_json())
-            })
-        };
-        eq(&self.base.filter)
+    /// The read's own filter, order and limit over the edited rows.
+    fn refine(&self, mut rows: Vec<Arc<Row>>) -> Finished {
+        let (sel, model) = (&self.read, self.read.model);
+        let mut kept = Vec::with_capacity(rows.len());
+        for r in rows.drain(..) {
+            match matches(&sel.filter, model, &r) {
+                Some(true) => kept.push(r),
+                Some(false) => {}
+                None => return Finished::Unprovable,
+            }
+        }
+        let order: Vec<((usize, &str), bool)> =
+            sel.order.iter().map(|&(c, desc)| ((c, model.col(c).name), desc)).collect();
+        if !sort(&mut kept, &order) {
+            return Finished::Unprovable;
+        }
+        kept.truncate(sel.limit.map_or(usize::MAX, |l| l as usize));
+        Finished::Rows(kept.into())
+    }
+}
+
+/// Applies one edit to rows read with `base` (an insert joins only when it matches the base's equalities).
+fn apply(model: &ModelDef, rows: &mut Vec<Arc<Row>>, edit: Edit<'_>, base: &Filter) {
+    let hit = |r: &Row, (col, value): &(usize, Value)| r.get(model.col(*col).name) == Some(value);
+    match edit {
+        Edit::Insert(row) => {
+            let eqs = base.conds.iter().filter(|c| c.op == Op::Eq);
+            if eqs.into_iter().all(|c| row.get(model.col(c.column).name) == Some(&c.values[0].to_json())) {
+                rows.push(Arc::new(row));
+            }
+        }
+        Edit::Update { key, sets } => {
+            for r in rows.iter_mut().filter(|r| hit(r, &key)) {
+                let row = Arc::make_mut(r);
+                for (i, v) in &sets {
+                    row.insert(model.col(*i).name.to_owned(), v.clone());
+                }
+            }
+        }
+        Edit::Increment { key, column, delta } => {
+            let name = model.col(column).name;
+            for r in rows.iter_mut().filter(|r| hit(r, &key)) {
+                let row = Arc::make_mut(r);
+                let next = match (row.get(name), delta) {
+                    (Some(Value::Number(n)), Cell::Int(d)) if n.is_i64() => n.as_i64().map(|v| Value::from(v + d)),
+                    (Some(Value::Number(n)), Cell::Int(d)) => n.as_f64().map(|v| Value::from(v + *d as f64)),
+                    (Some(Value::Number(n)), Cell::Float(d)) => n.as_f64().map(|v| Value::from(v + d)),
+                    // NULL + x is NULL in SQL.
+                    _ => Some(Value::Null),
+                };
+                row.insert(name.to_owned(), next.unwrap_or(Value::Null));
+            }
+        }
+        Edit::Delete { key } => rows.retain(|r| !hit(r, &key)),
+    }
+}
+
+/// Sorts rows as the database orders them: each column (NULL smallest), then `id` ascending with the ids
+/// of pending inserts (null) after every committed one. `false` when a compared value is not a number
+/// (text order is the database's collation).
+fn sort(rows: &mut [Arc<Row>], order: &[((usize, &str), bool)]) -> bool {
+    let comparable = rows.iter().all(|r| {
+        order.iter().all(|((_, name), _)| matches!(r.get(*name), None | Some(Value::Null | Value::Number(_))))
+    });
+    if !comparable {
+        return false;
+    }
+    let num = |r: &Row, name: &str| r.get(name).and_then(Value::as_f64);
+    rows.sort_by(|a, b| {
+        for ((_, name), desc) in order {
+            let o = match (num(a, name), num(b, name)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            };
+            let o = if *desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        let id = |r: &Row| r.get("id").and_then(Value::as_i64).unwrap_or(i64::MAX);
+        id(a).cmp(&id(b))
+    });
+    true
+}
+
+/// Whether `row` meets `filter` as the database would decide, or `None` when botdb cannot be sure (text
+/// compared beyond exact equality: collations differ by backend; ranges over anything but numbers).
+fn matches(filter: &Filter, model: &ModelDef, row: &Row) -> Option<bool> {
+    for c in &filter.conds {
+        let v = row.get(model.col(c.column).name).unwrap_or(&Value::Null);
+        if !predicate(c, model.col(c.column).kind, v)? {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+fn predicate(c: &Predicate, kind: Kind, v: &Value) -> Option<bool> {
+    let eq = |cell: &Cell| equal(kind, v, &cell.to_json());
+    Some(match c.op {
+        Op::IsNull => v.is_null(),
+        Op::IsNotNull => !v.is_null(),
+        _ if v.is_null() => false,
+        Op::Eq => eq(&c.values[0])?,
+        Op::Ne => !eq(&c.values[0])?,
+        Op::In => {
+            let mut any = false;
+            for cell in &c.values {
+                any |= eq(cell)?;
+            }
+            any
+        }
+        Op::Nin => {
+            let mut any = false;
+            for cell in &c.values {
+                any |= eq(cell)?;
+            }
+            !any
+        }
+        Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let (a, b) = (v.as_f64()?, c.values[0].to_json().as_f64()?);
+            match c.op {
+                Op::Gt => a > b,
+                Op::Gte => a >= b,
+                Op::Lt => a < b,
+                _ => a <= b,
+            }
+        }
+    })
+}
+
+/// SQL equality of a row's value and an operand: exact, except text that differs only in case or trailing
+/// spaces (equal under some collations): unsure.
+fn equal(kind: Kind, a: &Value, b: &Value) -> Option<bool> {
+    if a == b {
+        return Some(true);
+    }
+    match (kind, a, b) {
+        (Kind::Text, Value::String(x), Value::String(y)) => {
+            let fold = |s: &str| s.trim_end().to_lowercase();
+            if fold(x) == fold(y) { None } else { Some(false) }
+        }
+        (_, Value::Number(x), Value::Number(y)) => Some(x.as_f64() == y.as_f64()),
+        _ => Some(false),
     }
 }

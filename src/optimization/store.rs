@@ -17,10 +17,10 @@ use crate::core::filter::Filter;
 use crate::core::registry::{ModelDef, Priority, model_index};
 use crate::core::value::{Cell, Row, Rows};
 use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, window_edits};
-use crate::optimization::cache::Cache;
+use crate::optimization::cache::{Cache, Loader};
 use crate::optimization::partition::{Reach, Touched, stripe_of};
-use crate::optimization::session::{Plan, SessionState};
 use crate::optimization::preload::{self, PreloadReport};
+use crate::optimization::session::{Finished, Plan, SessionState};
 use crate::utils::error::{Error, Result};
 
 /// How long a partition counts as warmed after a write warmed it (a later write does not warm it again).
@@ -95,30 +95,43 @@ impl Store {
     pub(crate) async fn read(&self, sel: &Select, session: Option<&SessionState>) -> Result<Rows> {
         let started = Instant::now();
         let load = self.loader();
-        let plan = session.map_or(Plan::Plain, |s| s.plan(sel, self.inner.settings.cache.window_rows));
-        let rows = match plan {
-            Plan::Plain => self.cache().read(sel, &load).await,
-            Plan::Overlay(o) => {
-                let base = self.cache().read(&o.base, &load).await?;
-                match o.finish(&base) {
-                    Some(rows) => Ok(rows),
-                    None => {
-                        if let Some(s) = session {
-                            s.settle(sel.model).await;
-                        }
-                        self.cache().read(sel, &load).await
-                    }
-                }
-            }
-            Plan::Wait(answers) => {
-                for a in answers {
-                    let _ = a.await;
-                }
-                self.cache().read(sel, &load).await
-            }
+        let rows = match session {
+            None => self.cache().read(sel, &load).await,
+            Some(s) => self.session_read(s, sel, &load).await,
         };
         self.slow("read", sel.model.name, started);
         rows
+    }
+
+    /// A session's read: its pending writes applied to the committed answer, or after them (see
+    /// `session.rs`). A read whose base met a commit of the session's writes in flight is made again once
+    /// they settle (a bounded number of times, then after all of them).
+    async fn session_read(&self, s: &SessionState, sel: &Select, load: Loader<'_>) -> Result<Rows> {
+        for _ in 0..3 {
+            match s.plan(sel, self.inner.settings.cache.window_rows) {
+                Plan::Plain => return self.cache().read(sel, load).await,
+                Plan::Wait(answers) => {
+                    for a in answers {
+                        let _ = a.await;
+                    }
+                    return self.cache().read(sel, load).await;
+                }
+                Plan::Overlay(o) => {
+                    let base = self.cache().read(&o.base, load).await?;
+                    match o.finish(&base) {
+                        Finished::Rows(rows) => return Ok(rows),
+                        Finished::Ambiguous(answers) => {
+                            for a in answers {
+                                let _ = a.await;
+                            }
+                        }
+                        Finished::Unprovable => break,
+                    }
+                }
+            }
+        }
+        s.settle(sel.model).await;
+        self.cache().read(sel, load).await
     }
 
     /// Counts the rows of `model` matching `filter` (not cached); with a `session`, after that session's own
@@ -157,10 +170,10 @@ impl Store {
         let Some(b) = self.batch().filter(|_| !direct) else {
             return Ok(Ticket::ready(self.run_direct(op).await));
         };
-        let Some(s) = session else { return b.submit(op, priority).await };
-        let remembered = Arc::new(op.clone());
-        let (ticket, answer) = b.submit(op, priority).await?.shared();
-        s.remember(remembered, answer);
+        let Some(s) = session else { return b.submit(op, priority, None).await };
+        let (remembered, progress) = (Arc::new(op.clone()), SessionState::progress());
+        let (ticket, answer) = b.submit(op, priority, Some(progress.clone())).await?.shared();
+        s.remember(remembered, answer, progress);
         Ok(ticket)
     }
 
@@ -206,7 +219,7 @@ impl Store {
     /// post-commit cache work as a batch.
     async fn run_direct(&self, op: WriteOp) -> Result<WriteOutcome> {
         let ops = Arc::new(vec![op]);
-        let done = executor::execute(self.engine(), ops.clone()).await?;
+        let done = executor::execute(self.engine(), ops.clone(), &[]).await?;
         self.cache().committed(&done.touched, Some(&window_edits(&ops, &done.results))).await;
         done.results.into_iter().next().unwrap_or_else(|| Err(Error::internal("a batch of one write answered nothing")))
     }

@@ -18,7 +18,7 @@ use crate::optimization::partition::{Touched, inserted, reach_from, reach_of, re
 use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
-use super::ops::{WriteOp, WriteOutcome};
+use super::ops::{Progress, Stage, WriteOp, WriteOutcome};
 use super::plan::{Step, plan};
 
 /// What one committed batch answers.
@@ -49,10 +49,11 @@ fn index_key(op: &WriteOp) -> (String, f64) {
 /// # Errors
 /// Errors of the whole batch: [`Error::Busy`] after retries, [`Error::Indeterminate`] when COMMIT failed, or
 /// a database error that is not any one write's fault.
-pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchResult> {
+pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Progress>]) -> Result<BatchResult> {
     engine
         .write("batch", move |txn| {
             let ops = ops.clone();
+            let watched = watched.to_vec();
             Box::pin(async move {
                 let backend = txn.get_database_backend();
                 let pg = backend == DbBackend::Postgres;
@@ -65,6 +66,11 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchRes
                     let mut slots = Slots { results: &mut results, touched: &mut touched };
                     isolated_writes += run_step(txn, pg, &ops, step, &mut slots).await?;
                     tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
+                }
+                // The statements ran; COMMIT follows: a session's read can no longer tell whether it sees
+                // these writes until they are published.
+                for p in &watched {
+                    p.set(Stage::Committing);
                 }
                 let results = results
                     .into_iter()

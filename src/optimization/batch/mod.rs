@@ -19,8 +19,9 @@ pub(crate) mod queue;
 mod scheduler;
 mod writer;
 
+pub(crate) use ops::{Progress, Stage};
 pub use ops::{WriteOp, WriteOutcome};
 pub use queue::Priority;
-pub(crate) use scheduler::{BatchWriter, SharedAnswer};
 pub use scheduler::{BatchStats, Ticket};
+pub(crate) use scheduler::{BatchWriter, SharedAnswer};
 pub(crate) use writer::window_edits;

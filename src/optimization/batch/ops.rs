@@ -102,6 +102,41 @@ impl WriteOp {
     }
 }
 
+/// Where a queued write is on its way to its acknowledgement, for a session that must know whether a read's
+/// committed answer already holds it. Moves forward only.
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::atomic::AtomicU8);
+
+/// The stages of [`Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Queued or running its statements: no other connection can see it.
+    Queued = 0,
+    /// COMMIT may be under way: other connections may or may not see it.
+    Committing = 1,
+    /// Committed and the cache's generations moved: every read that begins now sees it.
+    Published = 2,
+    /// Failed: nothing of it was written.
+    Failed = 3,
+}
+
+impl Progress {
+    /// The stage now.
+    pub fn stage(&self) -> Stage {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => Stage::Queued,
+            1 => Stage::Committing,
+            2 => Stage::Published,
+            _ => Stage::Failed,
+        }
+    }
+
+    /// Moves to `stage`.
+    pub fn set(&self, stage: Stage) {
+        self.0.store(stage as u8, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// What a committed write answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {

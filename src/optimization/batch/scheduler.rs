@@ -22,7 +22,7 @@ use crate::optimization::cache::Cache;
 use crate::utils::error::{Error, Result};
 
 use super::controller::Controller;
-use super::ops::{WriteOp, WriteOutcome};
+use super::ops::{Progress, WriteOp, WriteOutcome};
 use super::queue::Priority;
 use super::queue::{Queue, Queued};
 use super::writer::{self, lane_of};
@@ -71,9 +71,9 @@ impl Future for Ticket {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            Answer::Channel(rx) => Pin::new(rx).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| Err(Error::Indeterminate("the writer stopped before answering".into())))
-            }),
+            Answer::Channel(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(Error::Indeterminate("the writer stopped before answering".into())))),
             Answer::Shared(s) => Pin::new(s).poll(cx),
         }
     }
@@ -83,6 +83,8 @@ impl Future for Ticket {
 #[derive(Debug)]
 pub(super) struct Job {
     pub(super) op: WriteOp,
+    /// The write's stage, when a session watches it.
+    pub(super) progress: Option<Arc<Progress>>,
     pub(super) tx: oneshot::Sender<Result<WriteOutcome>>,
     pub(super) _count: OwnedSemaphorePermit,
     pub(super) _bytes: OwnedSemaphorePermit,
@@ -272,7 +274,12 @@ impl BatchWriter {
     /// # Errors
     /// [`Error::ShuttingDown`] after shutdown began; [`Error::Overloaded`] when the queue stayed full for the
     /// submit timeout.
-    pub(crate) async fn submit(&self, op: WriteOp, priority: Priority) -> Result<Ticket> {
+    pub(crate) async fn submit(
+        &self,
+        op: WriteOp,
+        priority: Priority,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<Ticket> {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown("no new writes are accepted".into()));
@@ -293,7 +300,7 @@ impl BatchWriter {
         let m = model_index(op.model());
         lock(&s.pending[m]).insert(seq, crate::optimization::partition::write_stripe(&op));
         s.lanes[lane_of(m, s.lanes.len())].push(Queued {
-            item: Job { op, tx, _count: count, _bytes: bytes },
+            item: Job { op, tx, progress, _count: count, _bytes: bytes },
             priority,
             at: Instant::now(),
             seq,

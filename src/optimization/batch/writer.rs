@@ -16,7 +16,7 @@ use crate::optimization::partition::{Reach, Touched};
 use crate::utils::error::{Error, Result};
 
 use super::executor;
-use super::ops::{WriteOp, WriteOutcome};
+use super::ops::{Progress, Stage, WriteOp, WriteOutcome};
 use super::queue::Queued;
 use super::scheduler::{Job, Shared, collect, fail_queued, lock};
 
@@ -153,6 +153,8 @@ struct Waiter {
     seq: u64,
     /// The model's index.
     model: usize,
+    /// The write's stage, when a session watches it.
+    progress: Option<Arc<Progress>>,
     /// Queue capacity (count and bytes), released when this drops.
     _held: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
@@ -176,12 +178,14 @@ async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     let mut waiters = Vec::with_capacity(batch.len());
     for q in batch {
         let m = model_index(q.item.op.model());
-        waiters.push(Waiter { tx: q.item.tx, seq: q.seq, model: m, _held: (q.item._count, q.item._bytes) });
+        let held = (q.item._count, q.item._bytes);
+        waiters.push(Waiter { tx: q.item.tx, seq: q.seq, model: m, progress: q.item.progress, _held: held });
         ops.push(q.item.op);
     }
     let started = std::time::Instant::now();
     let ops = Arc::new(ops);
-    let outcome = executor::execute(engine, ops.clone()).await;
+    let watched: Vec<Arc<Progress>> = waiters.iter().filter_map(|w| w.progress.clone()).collect();
+    let outcome = executor::execute(engine, ops.clone(), &watched).await;
     let elapsed = started.elapsed();
     metrics::histogram!(crate::utils::metrics::BATCH_FLUSH_SECONDS).record(elapsed.as_secs_f64());
     metrics::histogram!(crate::utils::metrics::BATCH_ROWS).record(waiters.len() as f64);
@@ -217,6 +221,9 @@ async fn acknowledge(s: &Shared, done: Executed) {
             metrics::counter!(crate::utils::metrics::ROWS_COMMITTED_TOTAL).increment(ok);
             metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64 - ok);
             for (w, r) in waiters.into_iter().zip(results) {
+                if let Some(p) = &w.progress {
+                    p.set(if r.is_ok() { Stage::Published } else { Stage::Failed });
+                }
                 lock(&s.pending[w.model]).remove(&w.seq);
                 let _ = w.tx.send(r);
             }
@@ -227,6 +234,9 @@ async fn acknowledge(s: &Shared, done: Executed) {
             c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
             metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64);
             for w in waiters {
+                if let Some(p) = &w.progress {
+                    p.set(Stage::Failed);
+                }
                 lock(&s.pending[w.model]).remove(&w.seq);
                 let _ = w.tx.send(Err(e.clone()));
             }

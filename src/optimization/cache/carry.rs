@@ -107,7 +107,7 @@ pub(super) struct Carried {
 }
 
 /// A column: its index and name.
-pub(crate) type Column = (usize, &'static str);
+type Column = (usize, &'static str);
 
 /// A row's place in a window: the order column descending (NULL smallest, so last), then id ascending.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -176,7 +176,7 @@ impl Carried {
 
 /// A window being edited: its rows, each row's place in the window's order, and per key column an index
 /// from key text to row positions, built on first use (row look-ups by name are the cost here).
-pub(crate) struct Draft {
+struct Draft {
     order: Column,
     rows: Vec<Arc<Row>>,
     places: Vec<Place>,
@@ -184,7 +184,7 @@ pub(crate) struct Draft {
 }
 
 impl Draft {
-    pub(crate) fn of(rows: &Rows, order: Column) -> Draft {
+    fn of(rows: &Rows, order: Column) -> Draft {
         let places = rows.iter().map(|r| Place::of(r, order)).collect();
         Draft { order, rows: rows.to_vec(), places, index: Vec::new() }
     }
@@ -204,22 +204,6 @@ impl Draft {
         self.places.push(place);
     }
 
-    /// Adds a row of a write not committed yet (its `id` is null), unless a committed row equal to it in every
-    /// other column is there already (the write committed while this view was being built).
-    pub(crate) fn insert_pending(&mut self, r: &Arc<Row>) {
-        let same = |x: &Arc<Row>| x.iter().all(|(k, v)| k == "id" || r.get(k) == Some(v));
-        if self.rows.iter().any(same) {
-            return;
-        }
-        for (col, map) in &mut self.index {
-            if let Some(v) = field(r, col.0, col.1) {
-                map.entry(key_text(v)).or_default().push(self.rows.len());
-            }
-        }
-        self.rows.push(r.clone());
-        self.places.push(Place::of(r, self.order));
-    }
-
     /// The index of `key`'s column, built on first use.
     fn indexed(&mut self, key: Column) -> usize {
         if let Some(at) = self.index.iter().position(|(col, _)| *col == key) {
@@ -236,7 +220,7 @@ impl Draft {
     }
 
     /// Applies `changes` to the rows whose `key` column equals `value`.
-    pub(crate) fn update(&mut self, key: Column, value: &Value, changes: &Changes) {
+    fn update(&mut self, key: Column, value: &Value, changes: &Changes) {
         let at = self.indexed(key);
         let Some(hits) = self.index[at].1.get(&key_text(value)).cloned() else { return };
         for i in hits {
@@ -262,7 +246,7 @@ impl Draft {
 
     /// The latest `window_rows` rows in the window's order (a full window holds exactly the latest rows;
     /// one that held the whole partition still does).
-    pub(crate) fn finish(self, window_rows: usize) -> Rows {
+    fn finish(self, window_rows: usize) -> Rows {
         let mut order: Vec<usize> = (0..self.rows.len()).collect();
         order.sort_by(|&a, &b| self.places[a].cmp(&self.places[b]));
         order.truncate(window_rows);
