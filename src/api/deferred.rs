@@ -48,6 +48,15 @@ impl Db {
         self.submit_op(WriteOp::Update { filter, changes: Changes::parse(m, data)? }).await
     }
 
+    /// Queues a delete; the ticket answers the number of rows deleted once committed.
+    ///
+    /// # Errors
+    /// As [`Db::submit_create`].
+    pub async fn submit_delete(&self, model: &str, filters: &Value) -> Result<Ticket> {
+        let m = registry::model(model)?;
+        self.submit_op(WriteOp::Delete { model: m, filter: Filter::parse(m, filters)? }).await
+    }
+
     /// Queues `field = field + delta`; the ticket answers the number of rows matched once committed.
     ///
     /// # Errors

@@ -71,6 +71,11 @@ pub(crate) async fn open(backend: Backend) -> Option<TestDb> {
 }
 
 impl TestDb {
+    /// A SQLite test database opened by the caller (with settings of its own).
+    pub(crate) fn wrap(db: Db, dir: Option<tempfile::TempDir>) -> TestDb {
+        TestDb { db, backend: Backend::Sqlite, drop: None, _dir: dir }
+    }
+
     pub(crate) async fn close(self) {
         self.db.shutdown().await;
         if let Some((server, name)) = self.drop {

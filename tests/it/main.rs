@@ -15,4 +15,5 @@ mod errors;
 mod models;
 mod observability;
 mod schema;
+mod session;
 mod typed;
