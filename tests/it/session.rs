@@ -271,8 +271,6 @@ async fn history_checker(t: &TestDb) {
     }
 }
 
-backend_tests!(history_checker);
-
 /// The history checker with the Redis tier (SQLite data), when a Redis URL is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_checker_with_redis() {
@@ -288,4 +286,119 @@ async fn history_checker_with_redis() {
     let t = TestDb::wrap(db, dir);
     history_checker(&t).await;
     t.close().await;
+}
+
+/// Write-through: the read right after a create, an update or a save of a row, by one of its keys, is
+/// answered from the cache (and is what the database holds).
+async fn a_read_right_after_a_write_is_a_hit(t: &TestDb) {
+    let db = &t.db;
+    let loads = || db.cache_stats().database_loads;
+    let before = loads();
+    let created = db.create("PersonInfo", &person("wt1", "first")).await.unwrap();
+    let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(p["nickname"], json!("first"));
+    let by_id = db.find_one("PersonInfo", &json!({"id": created["id"]}), &[]).await.unwrap().unwrap();
+    assert_eq!(by_id["person_id"], json!("wt1"));
+    assert_eq!(loads(), before, "reads right after a create hit");
+    db.update("PersonInfo", &json!({"person_id": "wt1"}), &json!({"nickname": "second"})).await.unwrap();
+    let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(p["nickname"], json!("second"));
+    assert_eq!(loads(), before, "a read right after an update hits");
+    db.save("PersonInfo", &json!({"nickname": "third"}), Some(("person_id", &json!("wt1")))).await.unwrap();
+    let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(p["nickname"], json!("third"));
+    assert_eq!(loads(), before, "a read right after a save hits");
+    // A key read before it exists (a negative entry), then written: the next read hits and finds it.
+    assert!(db.find_one("ActionRecords", &json!({"action_id": "a1"}), &[]).await.unwrap().is_none());
+    let before = loads();
+    db.create("ActionRecords", &action("a1", "c")).await.unwrap();
+    let a = db.find_one("ActionRecords", &json!({"action_id": "a1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(a["chat_id"], json!("c"));
+    assert_eq!(loads(), before, "a negative entry filled by the insert");
+    // And the entries equal what the database holds.
+    let fresh = db.reader();
+    let rows = botdb::testing::exec::select(
+        fresh,
+        &botdb::testing::Select::parse(botdb::model("PersonInfo").unwrap(), &json!({"person_id": "wt1"}), &[], Some(1))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(botdb::Row::clone(&p), rows[0]);
+}
+
+fn action(id: &str, chat: &str) -> Value {
+    json!({"action_id": id, "time": 1.0, "action_name": "reply", "action_data": "{}", "action_done": true,
+        "action_build_into_prompt": false, "action_prompt_display": "", "chat_id": chat,
+        "chat_info_stream_id": chat, "chat_info_platform": "qq"})
+}
+
+backend_tests!(history_checker, a_read_right_after_a_write_is_a_hit, carried_point_entries_equal_fresh_loads);
+
+/// Concurrent creates, updates by key, saves, increments and key rewrites share batches; after each round
+/// every point read (by `person_id` and by `id`) equals the database, whether it was carried across the
+/// commits (write-through) or reloaded.
+async fn carried_point_entries_equal_fresh_loads(t: &TestDb) {
+    let db = &t.db;
+    let m = botdb::model("PersonInfo").unwrap();
+    let check = async |keys: &[String]| {
+        for k in keys {
+            for (field, value) in [("person_id", json!(k))] {
+                let cached = db.find_one("PersonInfo", &json!({ field: value }), &[]).await.unwrap();
+                let sel = botdb::testing::Select::parse(m, &json!({ field: value }), &[], Some(1)).unwrap();
+                let fresh = botdb::testing::exec::select(db.reader(), &sel).await.unwrap();
+                assert_eq!(cached.map(|r| botdb::Row::clone(&r)), fresh.first().cloned(), "{field} = {value}");
+                if let Some(row) = fresh.first() {
+                    let by_id = db.find_one("PersonInfo", &json!({"id": row["id"]}), &[]).await.unwrap();
+                    assert_eq!(by_id.map(|r| botdb::Row::clone(&r)).as_ref(), Some(row), "id of {k}");
+                }
+            }
+        }
+    };
+    let mut keys: Vec<String> = vec![];
+    for round in 0..6 {
+        let mut writes: Vec<futures_util::future::BoxFuture<'_, ()>> = Vec::new();
+        for k in 0..6 {
+            let key = format!("pk{round}-{k}");
+            keys.push(key.clone());
+            writes.push(Box::pin(async move {
+                db.create("PersonInfo", &person(&key, "n")).await.unwrap();
+            }));
+            if round > 0 {
+                let old = format!("pk{}-{k}", round - 1);
+                let nick = format!("r{round}");
+                let op = k % 4;
+                writes.push(Box::pin(async move {
+                    match op {
+                        0 => {
+                            drop(db.update("PersonInfo", &json!({"person_id": old}), &json!({"nickname": nick})).await)
+                        }
+                        1 => drop(
+                            db.save("PersonInfo", &json!({"nickname": nick}), Some(("person_id", &json!(old)))).await,
+                        ),
+                        // An increment and an update of one key, likely in one batch.
+                        2 => {
+                            let (key, delta, nick) = (json!({"person_id": old}), json!(1.5), json!({"nickname": nick}));
+                            let inc = db.increment("PersonInfo", &key, "know_times", &delta);
+                            let upd = db.update("PersonInfo", &key, &nick);
+                            let _ = futures_util::join!(inc, upd);
+                        }
+                        _ => drop(
+                            db.update(
+                                "PersonInfo",
+                                &json!({"nickname": "n", "person_id": old}),
+                                &json!({"nickname": nick}),
+                            )
+                            .await,
+                        ),
+                    }
+                }));
+            }
+        }
+        // Read everything first so there are entries to carry, then write concurrently.
+        check(&keys).await;
+        futures_util::future::join_all(writes).await;
+        check(&keys).await;
+    }
+    assert!(db.cache_stats().windows_carried > 0, "entries were carried: {:?}", db.cache_stats());
 }

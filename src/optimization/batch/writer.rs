@@ -138,6 +138,7 @@ pub(crate) fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) ->
             (_, Err(_)) => {}
             (WriteOp::Insert(_), Ok(WriteOutcome::Row(row))) => edits.insert(op.model(), Arc::new(row.clone())),
             (WriteOp::Update { filter, changes }, Ok(_)) => edits.update(filter, changes),
+            (WriteOp::Save { .. }, Ok(WriteOutcome::Row(row))) => edits.saved(op.model(), Arc::new(row.clone())),
             (_, Ok(_)) => edits.opaque(op.model()),
         }
     }

@@ -43,23 +43,49 @@ pub(crate) enum Edit {
     },
 }
 
-/// The committed writes of one batch, per model, in submission order; a model is `None` when some write to
-/// it cannot be replayed on a window (its windows are then only invalidated).
+/// One committed write, as a point entry (a read by one key, `LIMIT 1`) sees it.
 #[derive(Debug, Clone)]
-pub struct WindowEdits(Vec<Option<Vec<Edit>>>);
+pub(crate) enum PointEdit {
+    /// A whole committed row (an insert, or the row a save left).
+    Row(Arc<Row>),
+    /// A write no point entry can replay (an increment, a delete, an update by anything but one key).
+    Opaque,
+    /// `changes` applied to the rows whose column `key` equals `value` (the key column left alone).
+    Update {
+        /// The key column.
+        key: usize,
+        /// The key value.
+        value: Value,
+        /// What was set.
+        changes: Changes,
+    },
+}
+
+/// The committed writes of one batch, per model, in submission order: for windows (a model is `None` when
+/// some write to it cannot be replayed on a window; its windows are then only invalidated) and for point
+/// entries (`points.rs`).
+#[derive(Debug, Clone)]
+pub struct WindowEdits(Vec<Option<Vec<Edit>>>, pub(super) Vec<Vec<PointEdit>>);
 
 impl Default for WindowEdits {
     fn default() -> Self {
-        WindowEdits(models().iter().map(|_| Some(Vec::new())).collect())
+        WindowEdits(models().iter().map(|_| Some(Vec::new())).collect(), models().iter().map(|_| Vec::new()).collect())
     }
 }
 
 impl WindowEdits {
     /// Records a committed insert.
     pub fn insert(&mut self, model: &'static ModelDef, row: Arc<Row>) {
+        self.1[model_index(model)].push(PointEdit::Row(row.clone()));
         if let Some(v) = &mut self.0[model_index(model)] {
             v.push(Edit::Insert(row));
         }
+    }
+
+    /// Records the row a committed save left (windows cannot replay saves; point entries can).
+    pub fn saved(&mut self, model: &'static ModelDef, row: Arc<Row>) {
+        self.1[model_index(model)].push(PointEdit::Row(row));
+        self.0[model_index(model)] = None;
     }
 
     /// Records a committed update of `filter`: replayable when the filter is one key equality and the
@@ -73,6 +99,15 @@ impl WindowEdits {
             }
             _ => None,
         };
+        if let [c] = filter.conds.as_slice()
+            && c.op == crate::core::filter::Op::Eq
+            && !changes.sets.iter().any(|(i, _)| *i == c.column)
+        {
+            let value = c.values[0].to_json();
+            self.1[m].push(PointEdit::Update { key: c.column, value, changes: changes.clone() });
+        } else {
+            self.1[m].push(PointEdit::Opaque);
+        }
         match (replayable, &mut self.0[m]) {
             (Some((col, value)), Some(v)) => v.push(Edit::Update {
                 key: (col, changes.model.col(col).name),
@@ -83,9 +118,10 @@ impl WindowEdits {
         }
     }
 
-    /// Records a committed write that cannot be replayed (delete, increment, upsert, …).
+    /// Records a committed write that cannot be replayed (delete, increment, …).
     pub fn opaque(&mut self, model: &'static ModelDef) {
         self.0[model_index(model)] = None;
+        self.1[model_index(model)].push(PointEdit::Opaque);
     }
 
     fn of(&self, model: usize) -> Option<&[Edit]> {

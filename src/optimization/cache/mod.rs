@@ -13,6 +13,7 @@
 mod bus;
 pub(crate) mod carry;
 pub(crate) mod generations;
+mod points;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(not(feature = "redis"))]

@@ -309,12 +309,13 @@ impl Cache {
     /// process, and carries the recent-history windows `edits` can replay to the new generations (see
     /// `carry.rs`). Call after COMMIT returns and before acknowledging.
     pub async fn committed(&self, touched: &[Touched], edits: Option<&WindowEdits>) {
-        let carried = match edits {
-            Some(e) => self.take_windows(touched, e).await,
-            None => Vec::new(),
+        let (carried, points) = match edits {
+            Some(e) => (self.take_windows(touched, e).await, self.take_points(touched, e).await),
+            None => (Vec::new(), Vec::new()),
         };
         self.bump(touched).await;
         self.install_windows(carried).await;
+        self.install_points(points).await;
     }
 
     async fn bump(&self, touched: &[Touched]) {
