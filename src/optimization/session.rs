@@ -157,12 +157,12 @@ fn edit_of(op: &WriteOp) -> Option<Edit<'_>> {
             row.insert("id".into(), r.explicit_id().map_or(Value::Null, Value::from));
             Edit::Insert(row)
         }
-        WriteOp::Update { filter, changes } => {
-            let key = single_eq(filter)?;
-            let sets: Vec<(usize, Value)> = changes.sets.iter().map(|(i, c)| (*i, c.to_json())).collect();
-            // A changed key column would move the row out of the key's reach.
-            (!sets.iter().any(|(i, _)| *i == key.0)).then_some(Edit::Update { key, sets })?
-        }
+        // Applied in submission order, an update may change its own key (later writes find the row by the
+        // new one).
+        WriteOp::Update { filter, changes } => Edit::Update {
+            key: single_eq(filter)?,
+            sets: changes.sets.iter().map(|(i, c)| (*i, c.to_json())).collect(),
+        },
         WriteOp::Increment { filter, column, delta, .. } => {
             let key = single_eq(filter)?;
             (key.0 != *column).then_some(Edit::Increment { key, column: *column, delta })?

@@ -242,6 +242,11 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     if let Err(e) = report::plots(plot_dir, &refs) {
         eprintln!("warning: plots not written: {e}");
     }
+    if let (Some((_, b)), Some((_, base))) =
+        (systems.iter().find(|(n, _)| n == "botdb"), systems.iter().find(|(n, _)| n == "baseline"))
+    {
+        report::print_comparison(b, base);
+    }
     println!();
     for (n, r) in &systems {
         println!(

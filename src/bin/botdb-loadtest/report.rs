@@ -145,6 +145,27 @@ pub(crate) fn print_table(name: &str, r: &SystemReport) {
     println!("{t}");
 }
 
+/// botdb / baseline per operation, at p50 and p99 (below 1: botdb is faster).
+pub(crate) fn print_comparison(botdb: &SystemReport, baseline: &SystemReport) {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["op", "botdb p50 µs", "baseline p50 µs", "p50 ratio", "botdb p99 µs", "baseline p99 µs", "p99 ratio"]);
+    for (op, b) in &botdb.ops {
+        let Some(base) = baseline.ops.get(op) else { continue };
+        t.add_row([
+            (*op).to_owned(),
+            format!("{:.0}", b.p50_us),
+            format!("{:.0}", base.p50_us),
+            format!("{:.2}", b.p50_us / base.p50_us.max(1.0)),
+            format!("{:.0}", b.p99_us),
+            format!("{:.0}", base.p99_us),
+            format!("{:.2}", b.p99_us / base.p99_us.max(1.0)),
+        ]);
+    }
+    println!("\nbotdb / baseline per operation");
+    println!("{t}");
+}
+
 fn nines(q: f64) -> f64 {
     -(1.0 - q).log10()
 }

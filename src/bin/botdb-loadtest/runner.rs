@@ -105,7 +105,9 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
         if pipeline && call.op().is_write() {
             match sys.submit(call).await {
                 Ok(Some(ticket)) => {
-                    pending.push((call, from, ticket));
+                    // Timed to the moment the write is acknowledged, not to when the handler gets to it.
+                    let watch = tokio::spawn(async move { (ticket.await, from.elapsed()) });
+                    pending.push((call, watch));
                     continue;
                 }
                 Ok(None) => {}
@@ -122,11 +124,14 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
         rec.record(call.op(), from.elapsed(), res.is_ok());
     }
     // The message is handled when every one of its writes is acknowledged (committed); a write's latency
-    // runs from its submission to the moment the handler sees its acknowledgement.
-    for (call, from, ticket) in pending {
-        let res = ticket.await.map(drop).map_err(|e| e.to_string());
+    // runs from its submission to its acknowledgement.
+    for (call, watch) in pending {
+        let (res, took) = match watch.await {
+            Ok((r, took)) => (r.map(drop).map_err(|e| e.to_string()), took),
+            Err(e) => (Err(e.to_string()), Duration::ZERO),
+        };
         rec.outcome(call, &res);
-        rec.record(call.op(), from.elapsed(), res.is_ok());
+        rec.record(call.op(), took, res.is_ok());
     }
     if rec.measuring.load(Ordering::Relaxed) {
         rec.messages.fetch_add(1, Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! tickets), in commit order.
 
 use std::sync::Arc;
+use std::time::Duration;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -75,6 +76,9 @@ pub(super) fn lane_of(model_idx: usize, lanes: usize) -> usize {
     model_idx % lanes.max(1)
 }
 
+/// The batch size from which the next collection grants the grace (below it, writes run at once).
+const GRACE_FROM_BATCH: usize = 8;
+
 async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Option<tokio::runtime::Handle>) {
     // Acknowledging a committed batch (cache invalidation, window carrying, tickets) runs in its own task
     // on the callers' runtime, in commit order, while this loop already runs the next batch (measured: 3 ms
@@ -93,16 +97,21 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
         }
     };
     let mut busy_until = Instant::now();
+    let mut last_batch = 0;
     loop {
         let (target, max, linger, grace) = {
             let c = lock(&s.controller);
             (c.target(), c.max_batch(), c.linger(), c.min_linger())
         };
+        // The grace after a flush only pays under concurrency (the writers it answered join the next batch);
+        // at low load it would only delay the writes that queued meanwhile.
+        let grace = if last_batch >= GRACE_FROM_BATCH { grace } else { Duration::ZERO };
         let batch =
             collect(&s.lanes[lane], (target, max), (linger, grace), busy_until, &s.closed, &s.urgent[lane]).await;
         if batch.is_empty() {
             break;
         }
+        last_batch = batch.len();
         let done = run_batch(&engine, batch).await;
         lock(&s.controller).observe(done.elapsed, done.waiters.len(), s.lanes[lane].len());
         if let Err(unsent) = tx.send(done) {
