@@ -297,13 +297,19 @@ async fn a_read_right_after_a_write_is_a_hit(t: &TestDb) {
     let created = db.create("PersonInfo", &person("wt1", "first")).await.unwrap();
     let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
     assert_eq!(p["nickname"], json!("first"));
+    assert_eq!(loads(), before, "a read by a unique key right after the create hits");
+    // By id: cached once read, then carried across writes.
     let by_id = db.find_one("PersonInfo", &json!({"id": created["id"]}), &[]).await.unwrap().unwrap();
     assert_eq!(by_id["person_id"], json!("wt1"));
-    assert_eq!(loads(), before, "reads right after a create hit");
+    let before = loads();
     db.update("PersonInfo", &json!({"person_id": "wt1"}), &json!({"nickname": "second"})).await.unwrap();
     let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
     assert_eq!(p["nickname"], json!("second"));
     assert_eq!(loads(), before, "a read right after an update hits");
+    // (An update by person_id does not name the row's id: the id entry is only invalidated.)
+    let by_id = db.find_one("PersonInfo", &json!({"id": created["id"]}), &[]).await.unwrap().unwrap();
+    assert_eq!(by_id["nickname"], json!("second"));
+    let before = loads();
     db.save("PersonInfo", &json!({"nickname": "third"}), Some(("person_id", &json!("wt1")))).await.unwrap();
     let p = db.find_one("PersonInfo", &json!({"person_id": "wt1"}), &[]).await.unwrap().unwrap();
     assert_eq!(p["nickname"], json!("third"));

@@ -149,7 +149,15 @@ pub(crate) fn print_table(name: &str, r: &SystemReport) {
 pub(crate) fn print_comparison(botdb: &SystemReport, baseline: &SystemReport) {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["op", "botdb p50 µs", "baseline p50 µs", "p50 ratio", "botdb p99 µs", "baseline p99 µs", "p99 ratio"]);
+    t.set_header([
+        "op",
+        "botdb p50 µs",
+        "baseline p50 µs",
+        "p50 ratio",
+        "botdb p99 µs",
+        "baseline p99 µs",
+        "p99 ratio",
+    ]);
     for (op, b) in &botdb.ops {
         let Some(base) = baseline.ops.get(op) else { continue };
         t.add_row([

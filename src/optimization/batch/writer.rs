@@ -3,8 +3,8 @@
 //! tickets), in commit order.
 
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::oneshot;

@@ -4,8 +4,8 @@
 //! before the bump and installs them, edited, under the new generations after it:
 //!
 //! - a committed row (an insert, or the row a save left) replaces the entry's row of the same id, fills a
-//!   negative entry, and, for a unique column, becomes the entry even where none was cached (the database
-//!   holds exactly that row for the key);
+//!   negative entry, and, for a unique column (not `id`), becomes the entry even where none was cached (the
+//!   database holds exactly that row for the key);
 //! - an update by the key applies its changes to the cached row.
 //!
 //! Exactness as for windows: installed only when the generations moved by exactly this commit's bump, and
@@ -57,7 +57,9 @@ impl PointCarry {
         let model = self.sel.model;
         let col = self.sel.filter.conds[0].column;
         let name = model.col(col).name;
-        let unique = col == 0 || model.col(col).unique;
+        // A unique column's entry is created even where none was cached (the read right after a first
+        // write); `id` entries only where cached (nobody reads a message by an id it has not seen yet).
+        let unique = model.col(col).unique;
         let mut rows: Option<Vec<Arc<Row>>> = self.rows.as_ref().map(|r| r.to_vec());
         for e in self.edits.iter() {
             match e {
@@ -80,20 +82,31 @@ impl PointCarry {
                         None => {}
                     }
                 }
-                // Another key's update may touch this entry's row: unknown.
-                PointEdit::Update { key, .. } if *key != col => return None,
-                PointEdit::Update { value, changes, .. } if *value == self.value => {
+                // An update by any key: applied to the entry's rows it matches (the rows are whole, so
+                // the match is known), unless a collation could match where bytes differ.
+                PointEdit::Update { key, value, changes } => {
+                    let kname = model.col(*key).name;
                     for x in rows.as_mut()?.iter_mut() {
-                        changes.apply_to(Arc::make_mut(x));
+                        match x.get(kname) {
+                            Some(v) if v == value => changes.apply_to(Arc::make_mut(x)),
+                            Some(Value::String(a)) if value.as_str().is_some_and(|b| loosely_equal(a, b)) => {
+                                return None;
+                            }
+                            _ => {}
+                        }
                     }
                 }
-                PointEdit::Update { .. } => {}
             }
         }
         let mut rows = rows?;
         rows.retain(|r| r.get(name) == Some(&self.value));
         Some(rows.into())
     }
+}
+
+/// Text a collation might call equal though the bytes differ (case, trailing spaces).
+fn loosely_equal(a: &str, b: &str) -> bool {
+    a.trim_end().to_lowercase() == b.trim_end().to_lowercase()
 }
 
 /// The value of column `col` an edit writes, if it names one.
