@@ -11,7 +11,9 @@
 //!
 //! Exactness: a write's [`Stage`] says whether a committed answer can hold it. One that was queued from
 //! before the committed read until after it is applied; one already published is in the answer; one whose
-//! COMMIT was under way meanwhile is ambiguous, and the read is made again once it settles (it is about to).
+//! COMMIT was under way meanwhile may or may not be: it is replayed where replaying is idempotent (an
+//! insert is skipped when its row, id aside, is there), and for an increment the read is made again once
+//! it settles (it is about to).
 //! A pending write that fails disappears from the view (its ticket reports the error). Rows of pending
 //! inserts carry `id: null` until they commit.
 
@@ -222,16 +224,20 @@ impl Overlay {
         let mut rows: Vec<Arc<Row>> = committed.to_vec();
         for (p, before) in &self.writes {
             let after = p.progress.stage();
-            match (before, after) {
-                (Stage::Queued, Stage::Queued) => {}
+            let Some(edit) = edit_of(&p.op) else { return Finished::Unprovable };
+            let in_doubt = match (before, after) {
+                (Stage::Queued, Stage::Queued) => false,
                 (Stage::Failed, _) | (_, Stage::Failed) | (Stage::Published, Stage::Published) => continue,
-                _ => {
+                // COMMIT was under way while the base was read: the base may or may not hold the write.
+                // Replaying it is harmless where it is idempotent (updates set values, deletes remove, an
+                // insert is skipped when its row is there already); an increment would count twice.
+                _ if matches!(edit, Edit::Increment { .. }) => {
                     ambiguous.push(p.answer.clone());
                     continue;
                 }
-            }
-            let Some(edit) = edit_of(&p.op) else { return Finished::Unprovable };
-            apply(model, &mut rows, edit, &self.base.filter);
+                _ => true,
+            };
+            apply(model, &mut rows, edit, &self.base.filter, in_doubt);
         }
         if !ambiguous.is_empty() {
             return Finished::Ambiguous(ambiguous);
@@ -271,13 +277,16 @@ impl Overlay {
     }
 }
 
-/// Applies one edit to rows read with `base` (an insert joins only when it matches the base's equalities).
-fn apply(model: &ModelDef, rows: &mut Vec<Arc<Row>>, edit: Edit<'_>, base: &Filter) {
+/// Applies one edit to rows read with `base` (an insert joins only when it matches the base's equalities;
+/// `in_doubt`: not when a row equal to it but for the id is there, i.e. it committed into the base).
+fn apply(model: &ModelDef, rows: &mut Vec<Arc<Row>>, edit: Edit<'_>, base: &Filter, in_doubt: bool) {
     let hit = |r: &Row, (col, value): &(usize, Value)| r.get(model.col(*col).name) == Some(value);
     match edit {
         Edit::Insert(row) => {
             let eqs = base.conds.iter().filter(|c| c.op == Op::Eq);
-            if eqs.into_iter().all(|c| row.get(model.col(c.column).name) == Some(&c.values[0].to_json())) {
+            let belongs = eqs.into_iter().all(|c| row.get(model.col(c.column).name) == Some(&c.values[0].to_json()));
+            let committed = in_doubt && rows.iter().any(|r| r.iter().all(|(k, v)| k == "id" || row.get(k) == Some(v)));
+            if belongs && !committed {
                 rows.push(Arc::new(row));
             }
         }

@@ -83,12 +83,17 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
     // Acknowledging a committed batch (cache invalidation, window carrying, tickets) runs in its own task
     // on the callers' runtime, in commit order, while this loop already runs the next batch (measured: 3 ms
     // of 11 per batch under the load harness; on this thread it only stretched the next flush).
+    // With nothing queued behind a batch there is nothing to overlap: it is acknowledged right here, which
+    // saves the hop to the acknowledger (about 50 µs of a lone write's acknowledgement), provided no earlier
+    // batch is still being acknowledged (commit order).
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Executed>();
+    let handed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let acker = {
-        let s = s.clone();
+        let (s, handed) = (s.clone(), handed.clone());
         let task = async move {
             while let Some(done) = rx.recv().await {
                 acknowledge(&s, done).await;
+                handed.fetch_sub(1, Ordering::AcqRel);
             }
         };
         match callers {
@@ -114,8 +119,13 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
         last_batch = batch.len();
         let done = run_batch(&engine, batch).await;
         lock(&s.controller).observe(done.elapsed, done.waiters.len(), s.lanes[lane].len());
-        if let Err(unsent) = tx.send(done) {
-            acknowledge(&s, unsent.0).await;
+        if s.lanes[lane].len() == 0 && handed.load(Ordering::Acquire) == 0 {
+            acknowledge(&s, done).await;
+        } else {
+            handed.fetch_add(1, Ordering::AcqRel);
+            if let Err(unsent) = tx.send(done) {
+                acknowledge(&s, unsent.0).await;
+            }
         }
         busy_until = Instant::now();
     }
