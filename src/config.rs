@@ -264,9 +264,12 @@ pub struct BatchSettings {
     pub min_batch_rows: usize,
     /// Most writes in one transaction. Default: 2000.
     pub max_batch_rows: usize,
-    /// Lower bound of the adaptive linger (how long a write waits for company), in ms. Default: 0.5.
+    /// The grace after a flush of 8 or more writes for the writes that queued during it (so the writers it
+    /// answered join them in the next batch), in ms; a write that reaches an idle writer runs at once.
+    /// Default: 0.5.
     pub min_linger_ms: f64,
-    /// Upper bound of the adaptive linger, in ms. Default: 10.
+    /// Upper bound of the adaptive linger: no queued write waits longer than this for its batch, in ms.
+    /// Default: 10.
     pub max_linger_ms: f64,
     /// A waiting write climbs one priority level per this many ms, so none starves. Default: 100.
     pub age_step_ms: u64,

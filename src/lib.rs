@@ -33,6 +33,8 @@
 //! | the Redis tier: breaker, timeouts, shared counters, encoding (`redis_off.rs` without the feature) | `src/optimization/cache/redis.rs` |
 //! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
 //! | cache statistics and part states | `src/optimization/cache/stats.rs` |
+//! | sessions: a caller's pending writes applied to committed answers (read-your-writes) | `src/optimization/session.rs` |
+//! | point entries written through on commit | `src/optimization/cache/points.rs` |
 //! | the preloader (its recipe: the registry's preload roles) | `src/optimization/preload.rs` |
 //! | the batch scheduler: tickets, bounds, read-your-writes waits | `src/optimization/batch/scheduler.rs` |
 //! | priorities' aging queue | `src/optimization/batch/queue.rs` |
@@ -52,9 +54,9 @@
 //! | the load harness (workload, baseline, report) | `src/bin/botdb-loadtest/` (feature `cli`) |
 //!
 //! Only what the crate root re-exports is public; `core`, `optimization` and `utils` are private. A read:
-//! the api validates it into a canonical select and calls the store's one read entry point, which waits
-//! for queued writes to the same partition (read-your-writes) and asks the cache: L1, L2 or Redis, or one
-//! load from a reader connection however many callers miss together. A write: validated first, then handed
+//! the api validates it into a canonical select and calls the store's one read entry point, which asks the
+//! cache (L1, L2 or Redis, or one load from a reader connection however many callers miss together) and,
+//! for a session with pending writes, applies them to the answer. A write: validated first, then handed
 //! to the store's one write entry point, which queues it with its model's priority; the caller holds a
 //! [`Ticket`]; a writer thread (one per lane; a model's writes keep one lane, so they apply in submission
 //! order) collects a batch, runs it in one transaction, and hands it to its acknowledger, which bumps the
@@ -73,6 +75,17 @@
 //! was written. `Overloaded`, `ShuttingDown` and `Busy` mean not accepted or not committed; `Indeterminate`
 //! means COMMIT was cut off and the outcome is unknown. A dropped ticket does not cancel its write. Errors
 //! are typed ([`Error`]) and say what to fix.
+//!
+//! ## The read contract
+//!
+//! | a read through | sees | waits for |
+//! |---|---|---|
+//! | any handle ([`Db`]) | every write acknowledged before the read began (generations move before tickets resolve) | nothing: never another caller's queued writes |
+//! | a session ([`Db::session`]) | also its own pending writes, before they commit (rows of pending inserts have `id: null`) | nothing for recent-history windows, point reads by a key and filtered reads botdb can evaluate, with pending inserts and updates, increments and deletes by a key; otherwise its own pending writes to the model, and only those |
+//!
+//! A pending write that fails leaves its session's view; its ticket reports the error. After a commit the
+//! committed rows are written through to the cache (recent-history windows, and point entries by `id`, unique
+//! columns and natural keys), so the read that follows a write hits.
 //!
 //! ## Quick start
 //!
