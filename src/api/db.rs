@@ -191,6 +191,12 @@ impl Db {
         Db { inner: self.inner.clone(), direct: self.direct, session: Some(SessionState::default()) }
     }
 
+    /// How many reads through this session went to the database (none for a handle that is not a session).
+    /// With the keys it read, a caller can tell which of its reads were cache hits.
+    pub fn session_loads(&self) -> u64 {
+        self.session.as_ref().map_or(0, SessionState::loads)
+    }
+
     /// The session of this handle, if it is one.
     pub(crate) fn session_state(&self) -> Option<&SessionState> {
         self.session.as_ref()

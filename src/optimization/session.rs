@@ -41,6 +41,8 @@ struct PendingWrite {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SessionState {
     pending: Arc<Mutex<Vec<PendingWrite>>>,
+    /// Reads of this session that went to the database.
+    loads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a session answers a read.
@@ -81,6 +83,18 @@ enum Shape {
 }
 
 impl SessionState {
+    /// Counts a read of this session that went to the database.
+    pub(crate) fn loaded(&self, yes: bool) {
+        if yes {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Reads of this session that went to the database so far.
+    pub(crate) fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A progress handle for a write about to be submitted.
     pub(crate) fn progress() -> Arc<Progress> {
         Arc::new(Progress::default())

@@ -109,15 +109,15 @@ impl Store {
     async fn session_read(&self, s: &SessionState, sel: &Select, load: Loader<'_>) -> Result<Rows> {
         for _ in 0..3 {
             match s.plan(sel, self.inner.settings.cache.window_rows) {
-                Plan::Plain => return self.cache().read(sel, load).await,
+                Plan::Plain => return self.traced(s, sel, load).await,
                 Plan::Wait(answers) => {
                     for a in answers {
                         let _ = a.await;
                     }
-                    return self.cache().read(sel, load).await;
+                    return self.traced(s, sel, load).await;
                 }
                 Plan::Overlay(o) => {
-                    let base = self.cache().read(&o.base, load).await?;
+                    let base = self.traced(s, &o.base, load).await?;
                     match o.finish(&base) {
                         Finished::Rows(rows) => return Ok(rows),
                         Finished::Ambiguous(answers) => {
@@ -131,7 +131,14 @@ impl Store {
             }
         }
         s.settle(sel.model).await;
-        self.cache().read(sel, load).await
+        self.traced(s, sel, load).await
+    }
+
+    /// A cache read for a session, counting whether it went to the database.
+    async fn traced(&self, s: &SessionState, sel: &Select, load: Loader<'_>) -> Result<Rows> {
+        let (rows, loaded) = self.cache().read_traced(sel, load).await?;
+        s.loaded(loaded);
+        Ok(rows)
     }
 
     /// Counts the rows of `model` matching `filter` (not cached); with a `session`, after that session's own

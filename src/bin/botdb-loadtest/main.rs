@@ -151,6 +151,8 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
         db.flush().await;
         let cs = db.cache_stats();
         r.cache_hit_ratio = cs.hit_ratio;
+        let [reads, hits] = [&rec.repeats[0], &rec.repeats[1]].map(|a| a.load(Ordering::Relaxed));
+        r.repeat_hit_ratio = (reads > 0).then(|| hits as f64 / reads as f64);
         if let Some(bs) = db.batch_stats() {
             eprintln!(
                 "botdb scheduler: {} batches, mean {:.1} writes, mean flush {:.2} ms, mean invalidate {:.2} ms, mean wait {:.2} ms; cache: {:?}",
@@ -250,13 +252,14 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     println!();
     for (n, r) in &systems {
         println!(
-            "{n:>9}: {:>8.0} messages/s  read p99 {:>8.0} µs  ack p99 {:>8.0} µs  errors {}  lost {}  cache hit {}  batched {}",
+            "{n:>9}: {:>8.0} messages/s  read p99 {:>8.0} µs  ack p99 {:>8.0} µs  errors {}  lost {}  cache hit {} (repeat {})  batched {}",
             r.messages_per_s,
             r.read_latency_us.p99,
             r.write_ack_latency_us.p99,
             r.errors,
             r.lost_writes,
             r.cache_hit_ratio.map_or("-".into(), |h| format!("{h:.3}")),
+            r.repeat_hit_ratio.map_or("-".into(), |h| format!("{h:.3}")),
             r.batched_write_ratio.map_or("-".into(), |h| format!("{h:.3}")),
         );
     }

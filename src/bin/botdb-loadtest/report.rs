@@ -54,6 +54,8 @@ pub(crate) struct SystemReport {
     pub lost_writes: u64,
     pub integrity_ok: bool,
     pub cache_hit_ratio: Option<f64>,
+    /// Cache hits among measured reads of keys already read in this run (a chat's history is one key).
+    pub repeat_hit_ratio: Option<f64>,
     pub batched_write_ratio: Option<f64>,
     pub mean_batch_rows: Option<f64>,
     pub peak_rss_mb: f64,
@@ -105,6 +107,7 @@ pub(crate) fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
         lost_writes: 0,
         integrity_ok: false,
         cache_hit_ratio: None,
+        repeat_hit_ratio: None,
         batched_write_ratio: None,
         mean_batch_rows: None,
         peak_rss_mb: 0.0,

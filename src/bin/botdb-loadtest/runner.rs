@@ -28,6 +28,9 @@ pub(crate) struct Recorder {
     pub acked: [AtomicU64; 3],
     pub first_error: Mutex<Option<String>>,
     pub started: Mutex<Option<Instant>>,
+    /// Read keys seen so far (warm-up included), and the measured reads of keys already seen: (reads, hits).
+    pub seen: Mutex<std::collections::HashSet<String>>,
+    pub repeats: [AtomicU64; 2],
 }
 
 impl Recorder {
@@ -39,6 +42,8 @@ impl Recorder {
                 .collect(),
             per_second: (0..3600).map(|_| AtomicU64::new(0)).collect(),
             measuring: AtomicBool::new(false),
+            seen: Mutex::default(),
+            repeats: [AtomicU64::new(0), AtomicU64::new(0)],
             messages: AtomicU64::new(0),
             acked: Default::default(),
             first_error: Mutex::new(None),
@@ -119,7 +124,17 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
                 }
             }
         }
+        let loads = sys.loads();
         let res = sys.run(call).await;
+        if let (Some(key), Some(before), Some(after)) = (call.read_key(), loads, sys.loads()) {
+            let repeat = !rec.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key);
+            if repeat && rec.measuring.load(Ordering::Relaxed) {
+                rec.repeats[0].fetch_add(1, Ordering::Relaxed);
+                if after == before {
+                    rec.repeats[1].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         rec.outcome(call, &res);
         rec.record(call.op(), from.elapsed(), res.is_ok());
     }

@@ -27,6 +27,14 @@ pub(crate) enum System {
 impl System {
     /// The handle one message's handler uses: for botdb a session (its reads see its own pending writes
     /// and wait for nobody else's), as the bot would use it.
+    /// botdb: how many of this handle's reads went to the database (a session counts its own).
+    pub(crate) fn loads(&self) -> Option<u64> {
+        match self {
+            System::Botdb(db) => Some(db.session_loads()),
+            System::Baseline(_) => None,
+        }
+    }
+
     pub(crate) fn for_message(&self) -> System {
         match self {
             System::Botdb(db) => System::Botdb(db.session()),

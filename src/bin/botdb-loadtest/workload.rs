@@ -241,6 +241,24 @@ pub(crate) enum Call {
 }
 
 impl Call {
+    /// What a read asks for, for the repeat hit ratio: the operation and its key (a chat's history is one
+    /// key whatever its moving bound); `None` for writes and the statistics scan.
+    pub(crate) fn read_key(&self) -> Option<String> {
+        let key = match self {
+            Call::ReadStream(k)
+            | Call::ReadPerson(k)
+            | Call::ReadRelationship(k)
+            | Call::ReadExpression(k)
+            | Call::RecentHistory(k, _)
+            | Call::ActionsByChat(k, _)
+            | Call::ActionById(k)
+            | Call::ImageByHash(k)
+            | Call::ImageById(k) => k,
+            _ => return None,
+        };
+        Some(format!("{}:{key}", self.op().name()))
+    }
+
     pub(crate) fn op(&self) -> Op {
         match self {
             Call::ReadStream(_) => Op::ReadStream,

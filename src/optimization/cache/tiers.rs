@@ -216,26 +216,34 @@ impl Cache {
     /// # Errors
     /// Only the loader's errors: the cache itself never fails a read.
     pub async fn read(&self, sel: &Select, load: Loader<'_>) -> Result<Rows> {
+        self.read_traced(sel, load).await.map(|(rows, _)| rows)
+    }
+
+    /// [`Cache::read`], also telling whether this call went to the database (a load it ran, or waited for).
+    ///
+    /// # Errors
+    /// Only the loader's errors.
+    pub async fn read_traced(&self, sel: &Select, load: Loader<'_>) -> Result<(Rows, bool)> {
         if !self.caches(sel.model) {
-            return load(sel.clone()).await.map(to_rows);
+            return load(sel.clone()).await.map(|rows| (to_rows(rows), true));
         }
         let inner = &self.inner;
         inner.stats.request();
+        let loaded = |s: Source| matches!(s, Source::Database | Source::Coalesced);
+        let mut window_loaded = false;
         if let Some(w) = WindowRead::of(sel, inner.window_rows) {
             self.note_window(model_index(sel.model), w.column());
             let (rows, source) = self.lookup(&w.window, load).await?;
             if let Some(answer) = w.answer(&rows, inner.window_rows) {
-                self.record(
-                    if matches!(source, Source::Database | Source::Coalesced) { source } else { Source::L1 },
-                    true,
-                );
-                return Ok(answer);
+                self.record(if loaded(source) { source } else { Source::L1 }, true);
+                return Ok((answer, loaded(source)));
             }
             self.record(source, false);
+            window_loaded = loaded(source);
         }
         let (rows, source) = self.lookup(sel, load).await?;
         self.record(source, false);
-        Ok(rows)
+        Ok((rows, window_loaded || loaded(source)))
     }
 
     fn record(&self, source: Source, window: bool) {
