@@ -107,6 +107,10 @@
 //! # Ok(()) }
 //! ```
 
+// The compatibility facade's futures nest the whole read and write paths (cache, session, scheduler): their
+// layout needs more than the default query depth in release builds.
+#![recursion_limit = "256"]
+
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("botdb needs at least one backend feature: sqlite, postgres or mysql");
 
