@@ -421,3 +421,50 @@ fn equal(kind: Kind, a: &Value, b: &Value) -> Option<bool> {
         _ => Some(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::registry::model;
+    use serde_json::json;
+
+    fn row(v: Value) -> Row {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn filters_are_evaluated_as_sql_would_or_not_at_all() {
+        let m = model("Messages").unwrap();
+        let r = row(json!({"chat_id": "c", "time": 5.0, "user_id": null, "message_id": "Ab"}));
+        let f = |v: Value| Filter::parse(m, &v).unwrap();
+        assert_eq!(matches(&f(json!({"chat_id": "c", "time": {"$gt": 4}})), m, &r), Some(true));
+        assert_eq!(matches(&f(json!({"time": {"$lt": 5}})), m, &r), Some(false));
+        assert_eq!(matches(&f(json!({"user_id": null})), m, &r), Some(true));
+        // NULL never equals, and `<>` on NULL is not true either.
+        assert_eq!(matches(&f(json!({"user_id": "u"})), m, &r), Some(false));
+        assert_eq!(matches(&f(json!({"user_id": {"$ne": "u"}})), m, &r), Some(false));
+        assert_eq!(matches(&f(json!({"message_id": {"$in": ["x", "Ab"]}})), m, &r), Some(true));
+        // Text that a collation may call equal: unsure, never guessed.
+        assert_eq!(matches(&f(json!({"message_id": "ab"})), m, &r), None);
+        assert_eq!(matches(&f(json!({"message_id": {"$gt": "A"}})), m, &r), None);
+    }
+
+    #[test]
+    fn rows_sort_as_the_database_orders_them() {
+        let mut rows: Vec<Arc<Row>> = [
+            json!({"id": 2, "time": 1.0}),
+            json!({"id": null, "time": 3.0}),
+            json!({"id": 1, "time": null}),
+            json!({"id": 3, "time": 3.0}),
+        ]
+        .into_iter()
+        .map(|v| Arc::new(row(v)))
+        .collect();
+        assert!(sort(&mut rows, &[((0, "time"), true)]));
+        let ids: Vec<Value> = rows.iter().map(|r| r["id"].clone()).collect();
+        // Newest first, NULL time last; equal times by id with a pending row (null id) after committed ones.
+        assert_eq!(ids, [json!(3), Value::Null, json!(2), json!(1)]);
+        let mut text = vec![Arc::new(row(json!({"id": 1, "time": "a"})))];
+        assert!(!sort(&mut text, &[((0, "time"), false)]), "text order is the collation's");
+    }
+}

@@ -131,15 +131,53 @@ impl WindowEdits {
 
 /// A window taken before the bump: where it lived and what it held.
 pub(super) struct Carried {
-    sel: Select,
-    model: usize,
-    all: u64,
-    stripe: Field,
-    stripe_gen: u64,
-    old_key: u128,
+    at: Taken,
     rows: Rows,
     edits: Arc<[Edit]>,
     order: usize,
+}
+
+/// Where an entry carried across a commit lived before the bump: its read and the generations it was keyed
+/// by (shared by windows and point entries, `points.rs`).
+pub(super) struct Taken {
+    pub(super) sel: Select,
+    model: usize,
+    all: u64,
+    scope: Field,
+    scope_gen: u64,
+    pub(super) old_key: u128,
+}
+
+impl Cache {
+    /// Where `sel` lives now, before the bump.
+    pub(super) fn taken(&self, sel: Select) -> Taken {
+        let key = self.key_of(&sel);
+        Taken { sel, model: key.model, all: key.all, scope: key.scope.0, scope_gen: key.scope.1, old_key: key.key }
+    }
+
+    /// After the bump: drops the superseded entry (when there was one) and installs the edited rows under the
+    /// new generations, only when they moved by exactly this bump (else a concurrent write got in between:
+    /// a miss, never a stale entry).
+    pub(super) async fn reinstall(&self, at: &Taken, existed: bool, edited: impl FnOnce() -> Option<Rows>) {
+        let inner = &self.inner;
+        if existed {
+            inner.l1.invalidate(&at.old_key).await;
+            inner.l2.invalidate(&at.old_key).await;
+        }
+        let (all, scope_gen) = (inner.gens.get(at.model, Field::All), inner.gens.get(at.model, at.scope));
+        if all != at.all || scope_gen != at.scope_gen + 1 {
+            return;
+        }
+        let Some(rows) = edited() else { return };
+        let key = self.key_of(&at.sel);
+        if key.all != all || key.scope.1 != scope_gen {
+            return;
+        }
+        let entry = Entry::new(rows, inner.policy[at.model].1, inner.negative);
+        inner.l2.insert(key.key, entry.clone()).await;
+        inner.l1.insert(key.key, entry).await;
+        inner.stats.carried();
+    }
 }
 
 /// A column: its index and name.
@@ -193,10 +231,10 @@ impl Carried {
     /// column name are the cost here (a batch edits dozens of windows): each row's place is computed once,
     /// and updates find their rows through an index of the key column, built on first use.
     fn edited(&self, window_rows: usize) -> Option<Rows> {
-        let model = self.sel.model;
+        let model = self.at.sel.model;
         let p = model.partition?;
         let partition = (p, model.col(p).name);
-        let part = self.sel.filter.eq_value(p)?.to_json();
+        let part = self.at.sel.filter.eq_value(p)?.to_json();
         let mut draft = Draft::of(&self.rows, (self.order, model.col(self.order).name));
         for e in self.edits.iter() {
             match e {
@@ -317,23 +355,9 @@ impl Cache {
                         order: vec![(order, true)],
                         limit: Some(inner.window_rows),
                     };
-                    let key = self.key_of(&sel);
-                    let entry = match inner.l1.get(&key.key).await {
-                        Some(e) => Some(e),
-                        None => inner.l2.get(&key.key).await,
-                    };
-                    if let Some(e) = entry {
-                        out.push(Carried {
-                            sel,
-                            model: m,
-                            all: key.all,
-                            stripe: key.scope.0,
-                            stripe_gen: key.scope.1,
-                            old_key: key.key,
-                            rows: e.rows,
-                            edits: es.clone(),
-                            order,
-                        });
+                    let at = self.taken(sel);
+                    if let Some(e) = self.cached(at.old_key).await {
+                        out.push(Carried { at, rows: e.rows, edits: es.clone(), order });
                     }
                 }
             }
@@ -344,23 +368,9 @@ impl Cache {
     /// After the bump: installs each taken window, edited, under the new generations when they moved by
     /// exactly this bump, and drops the superseded entry either way.
     pub(super) async fn install_windows(&self, carried: Vec<Carried>) {
-        let inner = &self.inner;
+        let window_rows = self.inner.window_rows as usize;
         for c in carried {
-            inner.l1.invalidate(&c.old_key).await;
-            inner.l2.invalidate(&c.old_key).await;
-            let (all, stripe_gen) = (inner.gens.get(c.model, Field::All), inner.gens.get(c.model, c.stripe));
-            if all != c.all || stripe_gen != c.stripe_gen + 1 {
-                continue;
-            }
-            let Some(rows) = c.edited(inner.window_rows as usize) else { continue };
-            let key = self.key_of(&c.sel);
-            if key.all != all || key.scope.1 != stripe_gen {
-                continue;
-            }
-            let entry = Entry::new(rows, inner.policy[c.model].1, inner.negative);
-            inner.l2.insert(key.key, entry.clone()).await;
-            inner.l1.insert(key.key, entry).await;
-            inner.stats.carried();
+            self.reinstall(&c.at, true, || c.edited(window_rows)).await;
         }
     }
 }

@@ -23,18 +23,12 @@ use crate::core::registry::{ModelDef, model_index};
 use crate::core::value::{Cell, Row, Rows};
 use crate::optimization::partition::Touched;
 
-use super::carry::{PointEdit, WindowEdits};
-use super::generations::Field;
-use super::tiers::{Cache, Entry};
+use super::carry::{PointEdit, Taken, WindowEdits};
+use super::tiers::Cache;
 
-/// A point entry taken before the bump: the read, the generations it was keyed by, and what it held.
+/// A point entry taken before the bump: where it lived, and what it held.
 pub(super) struct PointCarry {
-    sel: Select,
-    model: usize,
-    all: u64,
-    scope: Field,
-    scope_gen: u64,
-    old_key: u128,
+    at: Taken,
     /// The key value the entry is about.
     value: Value,
     rows: Option<Rows>,
@@ -54,8 +48,8 @@ fn key_columns(model: &ModelDef) -> Vec<usize> {
 impl PointCarry {
     /// The entry after the edits, or `None` when it cannot be known.
     fn edited(&self) -> Option<Rows> {
-        let model = self.sel.model;
-        let col = self.sel.filter.conds[0].column;
+        let model = self.at.sel.model;
+        let col = self.at.sel.filter.conds[0].column;
         let name = model.col(col).name;
         // A unique column's entry is created even where none was cached (the read right after a first
         // write); `id` entries only where cached (nobody reads a message by an id it has not seen yet).
@@ -121,7 +115,6 @@ fn key_of_edit(model: &ModelDef, edit: &PointEdit, col: usize) -> Option<Value> 
 impl Cache {
     /// Takes, before the bump, the point entries of the keys `edits` wrote (cached or not: see the module).
     pub(super) async fn take_points(&self, touched: &[Touched], edits: &WindowEdits) -> Vec<PointCarry> {
-        let inner = &self.inner;
         let mut out = Vec::new();
         for t in touched {
             let m = model_index(t.model);
@@ -141,22 +134,9 @@ impl Cache {
                         order: vec![],
                         limit: Some(1),
                     };
-                    let key = self.key_of(&sel);
-                    let rows = match inner.l1.get(&key.key).await {
-                        Some(e) => Some(e.rows),
-                        None => inner.l2.get(&key.key).await.map(|e| e.rows),
-                    };
-                    out.push(PointCarry {
-                        sel,
-                        model: m,
-                        all: key.all,
-                        scope: key.scope.0,
-                        scope_gen: key.scope.1,
-                        old_key: key.key,
-                        value: v,
-                        rows,
-                        edits: all_edits.clone(),
-                    });
+                    let at = self.taken(sel);
+                    let rows = self.cached(at.old_key).await.map(|e| e.rows);
+                    out.push(PointCarry { at, value: v, rows, edits: all_edits.clone() });
                 }
             }
         }
@@ -166,25 +146,8 @@ impl Cache {
     /// After the bump: installs each taken point entry, edited, when the generations moved by exactly this
     /// bump; drops the superseded entry either way.
     pub(super) async fn install_points(&self, carried: Vec<PointCarry>) {
-        let inner = &self.inner;
         for c in carried {
-            if c.rows.is_some() {
-                inner.l1.invalidate(&c.old_key).await;
-                inner.l2.invalidate(&c.old_key).await;
-            }
-            let (all, scope_gen) = (inner.gens.get(c.model, Field::All), inner.gens.get(c.model, c.scope));
-            if all != c.all || scope_gen != c.scope_gen + 1 {
-                continue;
-            }
-            let Some(rows) = c.edited() else { continue };
-            let key = self.key_of(&c.sel);
-            if key.all != all || key.scope.1 != scope_gen {
-                continue;
-            }
-            let entry = Entry::new(rows, inner.policy[c.model].1, inner.negative);
-            inner.l2.insert(key.key, entry.clone()).await;
-            inner.l1.insert(key.key, entry).await;
-            inner.stats.carried();
+            self.reinstall(&c.at, c.rows.is_some(), || c.edited()).await;
         }
     }
 }

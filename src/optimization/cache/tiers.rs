@@ -211,6 +211,14 @@ impl Cache {
         self.inner.policy[model_index(model)].0
     }
 
+    /// The entry under `key` in L1 or L2, without counting a request.
+    pub(super) async fn cached(&self, key: u128) -> Option<Entry> {
+        match self.inner.l1.get(&key).await {
+            Some(e) => Some(e),
+            None => self.inner.l2.get(&key).await,
+        }
+    }
+
     /// Answers `sel` from the cache, loading it with `load` on a miss.
     ///
     /// # Errors
