@@ -45,6 +45,9 @@ async fn resync(cache: &Cache) -> bool {
             None => return false,
         }
     }
+    // Counters may go back to Redis's values: a load in flight keyed before this must never become
+    // reachable again, so every in-process key moves to a new epoch first.
+    inner.epoch.fetch_add(1, Ordering::AcqRel);
     inner.l1.invalidate_all();
     inner.l2.invalidate_all();
     for (idx, g) in fresh.into_iter().enumerate() {

@@ -146,13 +146,24 @@ pub(super) struct Taken {
     scope: Field,
     scope_gen: u64,
     pub(super) old_key: u128,
+    /// The resync epoch then (a resync in between resets the counters: nothing is carried across it).
+    epoch: u64,
 }
 
 impl Cache {
     /// Where `sel` lives now, before the bump.
     pub(super) fn taken(&self, sel: Select) -> Taken {
         let key = self.key_of(&sel);
-        Taken { sel, model: key.model, all: key.all, scope: key.scope.0, scope_gen: key.scope.1, old_key: key.key }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        Taken {
+            sel,
+            model: key.model,
+            all: key.all,
+            scope: key.scope.0,
+            scope_gen: key.scope.1,
+            old_key: key.key,
+            epoch,
+        }
     }
 
     /// After the bump: drops the superseded entry (when there was one) and installs the edited rows under the
@@ -165,7 +176,7 @@ impl Cache {
             inner.l2.invalidate(&at.old_key).await;
         }
         let (all, scope_gen) = (inner.gens.get(at.model, Field::All), inner.gens.get(at.model, at.scope));
-        if all != at.all || scope_gen != at.scope_gen + 1 {
+        if all != at.all || scope_gen != at.scope_gen + 1 || inner.epoch.load(Ordering::Acquire) != at.epoch {
             return;
         }
         let Some(rows) = edited() else { return };

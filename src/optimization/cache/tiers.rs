@@ -95,6 +95,8 @@ pub(super) struct Inner {
     /// Per model, a bit per column that orders a recent-history window read so far (what commits carry).
     pub(super) window_orders: Vec<std::sync::atomic::AtomicU64>,
     pub(super) bus: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Bumped by every resynchronisation with Redis, before its counters are taken (see `key_of`).
+    pub(super) epoch: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -112,7 +114,10 @@ fn hash128(sel: &Select, all: u64, scope: (Field, u64)) -> u128 {
 
 /// Where a select lives now: its key under the current generations, and those generations.
 pub(super) struct CacheKey {
+    /// The in-process key: the shared key mixed with this process's resync epoch.
     pub(super) key: u128,
+    /// The key shared through Redis (generations only: every process computes the same).
+    pub(super) shared: u128,
     pub(super) model: usize,
     pub(super) all: u64,
     pub(super) scope: (Field, u64),
@@ -183,6 +188,7 @@ impl Cache {
                 window_rows: settings.window_rows,
                 window_orders: models().iter().map(|_| std::sync::atomic::AtomicU64::new(0)).collect(),
                 bus: Mutex::new(None),
+                epoch: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         #[cfg(feature = "redis")]
@@ -203,7 +209,12 @@ impl Cache {
         let scope = read_field(sel);
         let all = self.inner.gens.get(model, Field::All);
         let scope = (scope, self.inner.gens.get(model, scope));
-        CacheKey { key: hash128(sel, all, scope), model, all, scope }
+        let shared = hash128(sel, all, scope);
+        // A resync may set counters back to Redis's values; the epoch keeps every key computed before it
+        // (by a load still in flight) apart from every key computed after it.
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let key = shared ^ u128::from(epoch).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        CacheKey { key, shared, model, all, scope }
     }
 
     /// Whether reads of `model` are cached.
@@ -268,7 +279,7 @@ impl Cache {
 
     async fn lookup(&self, sel: &Select, load: Loader<'_>) -> Result<(Rows, Source)> {
         let inner = &self.inner;
-        let CacheKey { key, model: midx, all, scope: scope_gen } = self.key_of(sel);
+        let CacheKey { key, shared, model: midx, all, scope: scope_gen } = self.key_of(sel);
         if let Some(e) = inner.l1.get(&key).await {
             return Ok((e.rows, Source::L1));
         }
@@ -284,7 +295,7 @@ impl Cache {
             .try_get_with(key, async {
                 ran.store(true, Ordering::Relaxed);
                 let redis = inner.redis.as_ref().filter(|r| r.usable());
-                let rkey = redis.map(|r| r.key(sel.model, all, scope_gen, key));
+                let rkey = redis.map(|r| r.key(sel.model, all, scope_gen, shared));
                 if let (Some(r), Some(rk)) = (redis, &rkey) {
                     match r.get(rk).await {
                         Some(Ok(rows)) if rows.iter().all(|row| row.len() == sel.model.columns.len()) => {
