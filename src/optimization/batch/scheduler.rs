@@ -422,6 +422,17 @@ mod tests {
         q.push(Queued { item: i, priority: Priority::Normal, at: Instant::now(), seq: u64::from(i) });
     }
 
+    /// Collects from a writer that has been idle for a while (no grace applies).
+    async fn collect_idle(
+        q: &Queue<u32>,
+        bounds: (usize, usize),
+        linger: Duration,
+        closed: &AtomicBool,
+        urgent: &AtomicBool,
+    ) -> Vec<Queued<u32>> {
+        collect(q, bounds, (linger, Duration::ZERO), Instant::now() - Duration::from_secs(10), closed, urgent).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn size_trigger_flushes_without_waiting() {
         let (q, closed, urgent) = fresh(false);
@@ -429,15 +440,7 @@ mod tests {
             push(&q, i);
         }
         let t0 = Instant::now();
-        let b = collect(
-            &q,
-            (8, 100),
-            (Duration::from_secs(1), Duration::ZERO),
-            Instant::now() - Duration::from_secs(10),
-            &closed,
-            &urgent,
-        )
-        .await;
+        let b = collect_idle(&q, (8, 100), Duration::from_secs(1), &closed, &urgent).await;
         assert_eq!(b.len(), 8);
         assert_eq!(t0.elapsed(), Duration::ZERO, "the target was reached: no linger");
     }
@@ -447,15 +450,7 @@ mod tests {
         let (q, closed, urgent) = fresh(false);
         push(&q, 1);
         let t0 = Instant::now();
-        let b = collect(
-            &q,
-            (8, 100),
-            (Duration::from_millis(5), Duration::ZERO),
-            Instant::now() - Duration::from_secs(10),
-            &closed,
-            &urgent,
-        )
-        .await;
+        let b = collect_idle(&q, (8, 100), Duration::from_millis(5), &closed, &urgent).await;
         assert_eq!(b.len(), 1);
         assert_eq!(t0.elapsed(), Duration::ZERO, "no linger when the writer was idle");
     }
@@ -465,33 +460,10 @@ mod tests {
         let (q, closed, urgent) = fresh(true);
         push(&q, 1);
         let t0 = Instant::now();
-        assert_eq!(
-            collect(
-                &q,
-                (8, 100),
-                (Duration::from_secs(1), Duration::ZERO),
-                Instant::now() - Duration::from_secs(10),
-                &closed,
-                &urgent
-            )
-            .await
-            .len(),
-            1
-        );
+        assert_eq!(collect_idle(&q, (8, 100), Duration::from_secs(1), &closed, &urgent).await.len(), 1);
         assert_eq!(t0.elapsed(), Duration::ZERO);
         closed.store(true, Ordering::Release);
-        assert!(
-            collect(
-                &q,
-                (8, 100),
-                (Duration::from_secs(1), Duration::ZERO),
-                Instant::now() - Duration::from_secs(10),
-                &closed,
-                &urgent
-            )
-            .await
-            .is_empty()
-        );
+        assert!(collect_idle(&q, (8, 100), Duration::from_secs(1), &closed, &urgent).await.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -512,19 +484,7 @@ mod tests {
         for i in 0..50 {
             push(&q, i);
         }
-        assert_eq!(
-            collect(
-                &q,
-                (8, 20),
-                (Duration::from_secs(1), Duration::ZERO),
-                Instant::now() - Duration::from_secs(10),
-                &closed,
-                &urgent
-            )
-            .await
-            .len(),
-            20
-        );
+        assert_eq!(collect_idle(&q, (8, 20), Duration::from_secs(1), &closed, &urgent).await.len(), 20);
         assert_eq!(q.len(), 30);
     }
 }
