@@ -55,7 +55,7 @@ pub(super) async fn run_updates<C: ConnectionTrait>(
     idx: &[usize],
 ) -> Result<(Vec<u64>, Touched)> {
     let WriteOp::Update { filter, changes } = &ops[idx[0]] else {
-        return Err(Error::InvalidRequest("not an update".into()));
+        return Err(Error::internal("a grouped update holds a write that is not an update"));
     };
     let model = changes.model;
     let key = filter.conds[0].column;
@@ -86,7 +86,7 @@ pub(super) async fn run_increments<C: ConnectionTrait>(
     idx: &[usize],
 ) -> Result<(Vec<u64>, Touched)> {
     let WriteOp::Increment { model, filter, column, .. } = &ops[idx[0]] else {
-        return Err(Error::InvalidRequest("not an increment".into()));
+        return Err(Error::internal("a grouped increment holds a write that is not an increment"));
     };
     let key = filter.conds[0].column;
     // (key, summed delta) in first-seen order, and each op's key position.
@@ -94,7 +94,7 @@ pub(super) async fn run_increments<C: ConnectionTrait>(
     let mut pos = Vec::with_capacity(idx.len());
     for &i in idx {
         let WriteOp::Increment { filter, delta: Cell::Int(d), .. } = &ops[i] else {
-            return Err(Error::InvalidRequest("not an integer increment".into()));
+            return Err(Error::internal("a grouped increment holds a non-integer delta"));
         };
         let k = &filter.conds[0].values[0];
         match sums.iter().position(|(x, _)| *x == k) {
@@ -152,7 +152,7 @@ pub(super) type Saved = (Result<WriteOutcome>, Vec<Touched>);
 /// the missing keys' rows in one multi-row insert. Each upsert answers its row, as it would alone.
 pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<Vec<Saved>> {
     let WriteOp::Save { model, key, .. } = &ops[idx[0]] else {
-        return Err(Error::InvalidRequest("not an upsert".into()));
+        return Err(Error::internal("a grouped upsert holds a write that is not an upsert"));
     };
     let model: &'static crate::core::registry::ModelDef = model;
     let kcol = key.conds[0].column;
