@@ -31,6 +31,7 @@ async fn publish_stats(cache: &Cache) {
 async fn resync(cache: &Cache) -> bool {
     let inner = &cache.inner;
     let Some(r) = &inner.redis else { return true };
+    let desyncs = r.desyncs.load(Ordering::Acquire);
     if r.desynced.load(Ordering::Acquire) {
         for (idx, m) in models().iter().enumerate() {
             if r.bump(m, idx, &[Field::All]).await.is_none() {
@@ -45,19 +46,22 @@ async fn resync(cache: &Cache) -> bool {
             None => return false,
         }
     }
-    // Counters may go back to Redis's values: a load in flight keyed before this must never become
-    // reachable again, so every in-process key moves to a new epoch first.
-    inner.epoch.fetch_add(1, Ordering::AcqRel);
-    inner.l1.invalidate_all();
-    inner.l2.invalidate_all();
     for (idx, g) in fresh.into_iter().enumerate() {
-        // Local counters may be ahead (local bumps); everything local was just dropped, so take Redis's.
+        // Local counters may be ahead (local bumps): take Redis's, then drop everything keyed before.
         inner.gens.reset_model(idx);
         for (f, v) in g {
             inner.gens.set(idx, f, v);
         }
     }
-    r.desynced.store(false, Ordering::Release);
+    // Counters may have gone back: every in-process key moves to a new epoch, after the reset, so no
+    // entry keyed before it (or by a load in flight across it) can become reachable again.
+    inner.epoch.fetch_add(1, Ordering::AcqRel);
+    inner.l1.invalidate_all();
+    inner.l2.invalidate_all();
+    // A write that could not reach Redis meanwhile keeps the tier unusable until the next resync.
+    if r.desyncs.load(Ordering::Acquire) == desyncs {
+        r.desynced.store(false, Ordering::Release);
+    }
     r.synced.store(true, Ordering::Release);
     true
 }
@@ -70,7 +74,7 @@ fn apply(cache: &Cache, payload: &str) {
         }
         Some(Some((idx, fields))) => {
             for (f, v) in fields {
-                cache.inner.gens.raise(idx, f, v);
+                let _ = cache.inner.gens.raise(idx, f, v);
             }
         }
         None => tracing::warn!("ignoring a malformed invalidation message"),

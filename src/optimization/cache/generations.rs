@@ -101,9 +101,9 @@ impl Generations {
         self.at(model, field).fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// Raises a counter to at least `v` (a value learned from Redis).
-    pub(crate) fn raise(&self, model: usize, field: Field, v: u64) {
-        self.at(model, field).fetch_max(v, Ordering::AcqRel);
+    /// Raises a counter to at least `v` (a value learned from Redis); returns its value before.
+    pub(crate) fn raise(&self, model: usize, field: Field, v: u64) -> u64 {
+        self.at(model, field).fetch_max(v, Ordering::AcqRel)
     }
 
     /// Sets a counter (a resync from Redis, after dropping every local entry).
@@ -133,8 +133,8 @@ mod tests {
         assert_eq!(Field::parse(&format!("s{STRIPES}")), None);
         let g = Generations::default();
         assert_eq!(g.bump(3, Field::Stripe(7)), 1);
-        g.raise(3, Field::Stripe(7), 5);
-        g.raise(3, Field::Stripe(7), 2);
+        let _ = g.raise(3, Field::Stripe(7), 5);
+        assert_eq!(g.raise(3, Field::Stripe(7), 2), 5, "raise answers the value before");
         assert_eq!(g.get(3, Field::Stripe(7)), 5);
         assert_eq!(g.get(4, Field::Stripe(7)), 0);
     }

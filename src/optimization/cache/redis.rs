@@ -90,6 +90,8 @@ pub(super) struct RedisTier {
     /// Set once the bus has subscribed and read the shared counters; until then Redis entries are not used
     /// (local counters would not match the shared ones).
     pub(super) synced: AtomicBool,
+    /// Counts `mark_desynced` calls: a resync clears `desynced` only if none came meanwhile.
+    pub(super) desyncs: AtomicU64,
 }
 
 impl RedisTier {
@@ -128,6 +130,7 @@ impl RedisTier {
             desynced: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             synced: AtomicBool::new(false),
+            desyncs: AtomicU64::new(0),
         })
     }
 
@@ -149,6 +152,7 @@ impl RedisTier {
 
     /// Stops using Redis until the bus resynchronises (a write could not bump the shared counters).
     pub(super) fn mark_desynced(&self) {
+        self.desyncs.fetch_add(1, Ordering::AcqRel);
         self.desynced.store(true, Ordering::Release);
     }
 

@@ -361,11 +361,19 @@ impl Cache {
         for t in touched {
             let (idx, fields) = (model_index(t.model), fields_of(t));
             if let Some(r) = &inner.redis {
+                let before: Vec<u64> = fields.iter().map(|f| inner.gens.get(idx, *f)).collect();
                 if r.usable()
                     && let Some(values) = r.bump(t.model, idx, &fields).await
                 {
-                    for (f, v) in fields.iter().zip(values) {
-                        inner.gens.raise(idx, *f, v);
+                    for ((f, v), b) in fields.iter().zip(values).zip(before) {
+                        // Every commit must move this process's counters past where they stood: if Redis
+                        // answered a value this process was already at (Redis is behind: a local bump it
+                        // never saw), move locally and resynchronise.
+                        let _ = inner.gens.raise(idx, *f, v);
+                        if inner.gens.get(idx, *f) <= b {
+                            inner.gens.bump(idx, *f);
+                            r.mark_desynced();
+                        }
                     }
                     continue;
                 }
@@ -392,7 +400,7 @@ impl Cache {
         let mut told = true;
         for (idx, m) in models().iter().enumerate() {
             match r.bump(m, idx, &[Field::All]).await {
-                Some(v) => self.inner.gens.raise(idx, Field::All, v[0]),
+                Some(v) => drop(self.inner.gens.raise(idx, Field::All, v[0])),
                 None => told = false,
             }
         }
