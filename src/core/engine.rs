@@ -246,6 +246,20 @@ impl Engine {
         .await
     }
 
+    /// Runs `f` on the write connection outside any transaction: on SQLite one statement is then its own
+    /// transaction (autocommit), without the round trips of `BEGIN` and `COMMIT`. Busy or locked attempts are
+    /// retried as in [`Engine::write`] (they fail before the statement changes anything).
+    ///
+    /// # Errors
+    /// The first non-transient error of `f`; [`Error::Busy`] when retries ran out.
+    pub async fn write_alone<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c DatabaseConnection) -> TxnFuture<'c, T> + Send + Sync,
+    {
+        retry_busy(self.retry, || f(&self.writer)).await
+    }
+
     /// Connections per pool now: (pool, in use, idle), for the `botdb_pool_connections` gauges.
     pub fn pool_usage(&self) -> Vec<(&'static str, u32, u32)> {
         let usage = |c: &DatabaseConnection| -> (u32, u32) {

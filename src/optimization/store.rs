@@ -16,7 +16,7 @@ use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::registry::{ModelDef, Priority, model_index};
 use crate::core::value::{Cell, Row, Rows};
-use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, window_edits};
+use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, merge, window_edits};
 use crate::optimization::cache::{Cache, Loader};
 use crate::optimization::partition::{Reach, Touched, stripe_of};
 use crate::optimization::preload::{self, PreloadReport};
@@ -208,15 +208,25 @@ impl Store {
         Ok(done)
     }
 
-    /// Runs a write and waits for its commit: [`Store::submit`], then the ticket.
+    /// Runs a write and waits for its commit: at once when nothing is queued before it, else through a batch
+    /// (or, `direct`, in its own transaction).
     ///
     /// # Errors
     /// As [`Store::submit`], and the write's own error.
     pub(crate) async fn write(&self, op: WriteOp, direct: bool) -> Result<WriteOutcome> {
         let (model, started) = (op.model().name, Instant::now());
-        let out = match self.submit(op, None, direct, None).await {
-            Ok(ticket) => ticket.await,
-            Err(e) => Err(e),
+        let out = match self.batch().filter(|_| !direct) {
+            // At once on this task when its lane is idle, else through a batch (see `BatchWriter::write`).
+            Some(b) => {
+                op.check()?;
+                self.on_insert(&op);
+                let priority = op.model().priority;
+                b.write(op, priority).await
+            }
+            None => match self.submit(op, None, direct, None).await {
+                Ok(ticket) => ticket.await,
+                Err(e) => Err(e),
+            },
         };
         self.slow("write", model, started);
         out
@@ -227,7 +237,7 @@ impl Store {
     async fn run_direct(&self, op: WriteOp) -> Result<WriteOutcome> {
         let ops = Arc::new(vec![op]);
         let done = executor::execute(self.engine(), ops.clone(), &[]).await?;
-        self.cache().committed(&done.touched, Some(&window_edits(&ops, &done.results))).await;
+        self.cache().committed(&merge(done.touched), Some(&window_edits(&ops, &done.results))).await;
         done.results.into_iter().next().unwrap_or_else(|| Err(Error::internal("a batch of one write answered nothing")))
     }
 

@@ -24,8 +24,43 @@ backend_tests!(
     grouped_updates_keep_order_and_isolate_failures,
     increments_of_a_key_are_summed,
     dependent_writes_submitted_back_to_back_apply_in_order,
-    upserts_submitted_together_answer_as_if_alone
+    upserts_submitted_together_answer_as_if_alone,
+    an_awaited_write_at_an_idle_lane_keeps_submission_order
 );
+
+/// An awaited write that finds its lane idle runs at once on the caller's task (counted as a batch of one),
+/// and writes submitted while it runs wait for it: the database ends in submission order.
+async fn an_awaited_write_at_an_idle_lane_keeps_submission_order(t: &TestDb) {
+    use botdb::sea_orm::{ConnectionTrait, Statement};
+    let db = &t.db;
+    let key = json!({"person_id": "o1"});
+    db.create("PersonInfo", &json!({"person_id": "o1", "platform": "qq", "user_id": "o1", "nickname": "start"}))
+        .await
+        .unwrap();
+    for round in 0..20 {
+        db.flush().await;
+        let before = db.batch_stats().unwrap().batches;
+        let s = db.session();
+        let first_data = json!({"nickname": format!("a{round}")});
+        let (first, later) = tokio::join!(db.update("PersonInfo", &key, &first_data), async {
+            let mut tickets = vec![];
+            for n in ["b", "c"] {
+                let data = json!({"nickname": format!("{n}{round}")});
+                tickets.push(s.submit_update("PersonInfo", &key, &data).await.unwrap());
+            }
+            futures_util::future::join_all(tickets).await
+        });
+        assert_eq!(first.unwrap(), 1);
+        assert!(later.iter().all(|r| r.as_ref().unwrap().count() == Some(1)), "{later:?}");
+        assert!(db.batch_stats().unwrap().batches > before, "the awaited write counts as a batch");
+        let sql = "SELECT nickname FROM person_info WHERE person_id = 'o1'";
+        let row = db.reader().query_one_raw(Statement::from_string(db.backend(), sql)).await.unwrap().unwrap();
+        let nick: String = row.try_get("", "nickname").unwrap();
+        assert_eq!(nick, format!("c{round}"), "round {round}: the last submitted write is the last applied");
+        let cached = db.find_one("PersonInfo", &key, &[]).await.unwrap().unwrap();
+        assert_eq!(cached["nickname"], json!(format!("c{round}")));
+    }
+}
 
 /// Upserts of one model queued together (grouped where the backend allows): existing keys updated, missing
 /// keys inserted, a key saved twice sees its first save, a bad row fails alone; each answers its own row.

@@ -14,7 +14,7 @@ use crate::core::engine::Engine;
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::value::{Cell, Row};
-use crate::optimization::partition::{Touched, inserted, reach_from, reach_of, returning_partition};
+use crate::optimization::partition::{Reach, Touched, inserted, reach_from, reach_of, returning_partition};
 use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
@@ -50,6 +50,14 @@ fn index_key(op: &WriteOp) -> (String, f64) {
 /// Errors of the whole batch: [`Error::Busy`] after retries, [`Error::Indeterminate`] when COMMIT failed, or
 /// a database error that is not any one write's fault.
 pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Progress>]) -> Result<BatchResult> {
+    // A session's pending write keeps BEGIN: its stage turns to Committing only once its statement ran
+    // (in autocommit that moment is unknowable, and an in-doubt write makes the session's reads wait).
+    if let [op] = ops.as_slice()
+        && watched.is_empty()
+        && one_statement(engine.backend(), op)
+    {
+        return execute_alone(engine, ops.clone()).await;
+    }
     engine
         .write("batch", move |txn| {
             let ops = ops.clone();
@@ -80,6 +88,39 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Pro
             })
         })
         .await
+}
+
+/// Whether `op` runs as one statement: on SQLite an insert, an update and an increment do (`RETURNING`
+/// gives the partitions an update touched when its filter does not name one); a delete may look up its
+/// partitions first and a save reads before it writes.
+fn one_statement(backend: DbBackend, op: &WriteOp) -> bool {
+    backend == DbBackend::Sqlite
+        && matches!(op, WriteOp::Insert(_) | WriteOp::Update { .. } | WriteOp::Increment { .. })
+}
+
+/// A lone one-statement write in autocommit: the statement is its own transaction, which saves the round
+/// trips of `BEGIN` and `COMMIT` (a lone write's acknowledgement is then the database's own commit plus
+/// botdb's bookkeeping). A constraint error rejected the row before anything changed; any other failure
+/// may have struck during the statement's own commit, so it is reported as [`Error::Indeterminate`] and
+/// every cached read of the model is invalidated.
+async fn execute_alone(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchResult> {
+    let one = engine
+        .write_alone(|c| {
+            let ops = ops.clone();
+            Box::pin(async move { run_one(c, &ops[0]).await })
+        })
+        .await;
+    let model = ops[0].model();
+    let answer = |result, touched| Ok(BatchResult { results: vec![result], touched, isolated: 0 });
+    match one {
+        Ok((out, touched)) => answer(Ok(out), touched),
+        Err(e @ Error::Busy { .. }) => Err(e),
+        Err(e @ Error::Constraint { .. }) => answer(Err(e), Vec::new()),
+        Err(e) => {
+            let everything = vec![Touched { model, reach: Reach::Everything }];
+            answer(Err(Error::Indeterminate(format!("the write's own commit may have failed: {e}"))), everything)
+        }
+    }
 }
 
 /// Where a batch's steps record each write's answer and what it touched.

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -31,6 +32,8 @@ pub(crate) struct Queue<T> {
     /// Signalled on every push and on close.
     pub notify: Notify,
     age_step: Duration,
+    /// Batches taken and not yet committed, or a caller's claim (changed and read under the `lanes` lock).
+    running: AtomicUsize,
 }
 
 impl<T> Queue<T> {
@@ -40,6 +43,7 @@ impl<T> Queue<T> {
             lanes: Mutex::new(Default::default()),
             notify: Notify::new(),
             age_step: age_step.max(Duration::from_millis(1)),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -58,6 +62,26 @@ impl<T> Queue<T> {
         self.lanes().iter().map(VecDeque::len).sum()
     }
 
+    /// Claims the queue for one write that runs elsewhere, when nothing is queued and no batch is
+    /// running (so it overtakes nobody); until [`Queue::finished`], [`Queue::take`] hands out nothing.
+    pub(crate) fn try_claim(&self) -> bool {
+        let lanes = self.lanes();
+        let idle = lanes.iter().all(VecDeque::is_empty) && self.running.load(Ordering::Acquire) == 0;
+        if idle {
+            self.running.fetch_add(1, Ordering::AcqRel);
+        }
+        idle
+    }
+
+    /// A batch [`Queue::take`] handed out, or a claim, has committed (or failed): wakes the writer.
+    pub(crate) fn finished(&self) {
+        {
+            let _lanes = self.lanes();
+            self.running.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.notify.notify_one();
+    }
+
     /// Items queued per priority.
     pub(crate) fn depths(&self) -> [usize; 4] {
         let l = self.lanes();
@@ -70,9 +94,13 @@ impl<T> Queue<T> {
     }
 
     /// Takes up to `n` items: the most urgent effective priority first (priority minus one level per
-    /// `age_step` waited), FIFO within a level, ties by submission order.
+    /// `age_step` waited), FIFO within a level, ties by submission order. A non-empty take is a batch
+    /// running until [`Queue::finished`]. Nothing while a claimed write runs.
     pub(crate) fn take(&self, n: usize, now: Instant) -> Vec<Queued<T>> {
         let mut lanes = self.lanes();
+        if self.running.load(Ordering::Acquire) > 0 {
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(n.min(1024));
         while out.len() < n {
             let best = (0..4)
@@ -86,6 +114,9 @@ impl<T> Queue<T> {
             if let Some(q) = lanes[lane].pop_front() {
                 out.push(q);
             }
+        }
+        if !out.is_empty() {
+            self.running.fetch_add(1, Ordering::AcqRel);
         }
         out
     }
@@ -120,6 +151,24 @@ mod tests {
         assert_eq!(q.len(), 0);
     }
 
+    /// A caller may claim the queue only when nothing is queued or running; while it holds the claim the
+    /// writer takes nothing, and a batch taken blocks claims until it finishes.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_excludes_batches_both_ways() {
+        let q = Queue::new(Duration::from_millis(100));
+        assert!(q.try_claim());
+        assert!(!q.try_claim(), "one claim at a time");
+        push(&q, 1, Priority::Normal, 1);
+        assert!(q.take(10, Instant::now()).is_empty(), "nothing is handed out during a claim");
+        q.finished();
+        assert!(!q.try_claim(), "a queued write comes first");
+        let got: Vec<u32> = q.take(10, Instant::now()).into_iter().map(|x| x.item).collect();
+        assert_eq!(got, [1]);
+        assert!(!q.try_claim(), "a running batch comes first");
+        q.finished();
+        assert!(q.try_claim());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn waiting_items_age_past_newer_urgent_ones() {
         let q = Queue::new(Duration::from_millis(100));
@@ -130,6 +179,7 @@ mod tests {
         push(&q, 3, Priority::Critical, 3);
         let got: Vec<u32> = q.take(10, Instant::now()).into_iter().map(|x| x.item).collect();
         assert_eq!(got, [3, 1, 2]);
+        q.finished();
         // Long enough, it ties with Critical and wins by submission order.
         push(&q, 4, Priority::Low, 4);
         tokio::time::advance(Duration::from_millis(300)).await;

@@ -204,7 +204,13 @@ pub(crate) async fn collect<T>(
         let due = if oldest <= busy_until { (busy_until + grace).min(oldest + linger) } else { oldest };
         let now = Instant::now();
         if len >= target || now >= due || is_closed || urgent.swap(false, Ordering::AcqRel) {
-            return queue.take(max, now);
+            let batch = queue.take(max, now);
+            if !batch.is_empty() {
+                return batch;
+            }
+            // A caller's claimed write is running: its end wakes this loop.
+            notified.await;
+            continue;
         }
         tokio::select! {
             () = notified => {}
@@ -281,6 +287,48 @@ impl BatchWriter {
         progress: Option<Arc<Progress>>,
     ) -> Result<Ticket> {
         let s = &self.shared;
+        let lane = lane_of(model_index(op.model()), s.lanes.len());
+        let (job, rx) = self.job(op, priority, progress).await?;
+        s.lanes[lane].push(job);
+        Ok(Ticket(Answer::Channel(rx)))
+    }
+
+    /// Runs a write its caller awaits: at once on the caller's task when its lane is idle (nothing queued
+    /// or committing that it could overtake; the hand-off to the writer thread and back cost about 100 µs
+    /// of a lone write's acknowledgement), else queued to join a batch. Either way the answer comes after
+    /// COMMIT and the cache work, and the write counts as a batch.
+    ///
+    /// # Errors
+    /// As [`BatchWriter::submit`], and the write's own error.
+    pub(crate) async fn write(&self, op: WriteOp, priority: Priority) -> Result<WriteOutcome> {
+        let s = &self.shared;
+        let lane = &s.lanes[lane_of(model_index(op.model()), s.lanes.len())];
+        if s.closed.load(Ordering::Acquire) || !lane.try_claim() {
+            return self.submit(op, priority, None).await?.await;
+        }
+        // Released on every path (a cancelled caller included), waking the writer for what queued meanwhile.
+        struct Claim<'q>(&'q Queue<Job>);
+        impl Drop for Claim<'_> {
+            fn drop(&mut self) {
+                self.0.finished();
+            }
+        }
+        let claim = Claim(lane);
+        let (job, rx) = self.job(op, priority, None).await?;
+        let done = writer::run_batch(&s.engine, vec![job]).await;
+        drop(claim);
+        writer::acknowledge(s, done).await;
+        Ticket(Answer::Channel(rx)).await
+    }
+
+    /// A write ready to queue: it holds its share of the queue's capacity and is registered as pending.
+    async fn job(
+        &self,
+        op: WriteOp,
+        priority: Priority,
+        progress: Option<Arc<Progress>>,
+    ) -> Result<(Queued<Job>, oneshot::Receiver<Result<WriteOutcome>>)> {
+        let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown("no new writes are accepted".into()));
         }
@@ -299,14 +347,9 @@ impl BatchWriter {
         let seq = s.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let m = model_index(op.model());
         lock(&s.pending[m]).insert(seq, crate::optimization::partition::write_stripe(&op));
-        s.lanes[lane_of(m, s.lanes.len())].push(Queued {
-            item: Job { op, tx, progress, _count: count, _bytes: bytes },
-            priority,
-            at: Instant::now(),
-            seq,
-        });
         metrics::gauge!(crate::utils::metrics::BATCH_QUEUE_DEPTH, "priority" => priority.label()).increment(1.0);
-        Ok(Ticket(Answer::Channel(rx)))
+        let item = Job { op, tx, progress, _count: count, _bytes: bytes };
+        Ok((Queued { item, priority, at: Instant::now(), seq }, rx))
     }
 
     /// Returns once every write submitted before this call that a read of model `model_idx` scoped to

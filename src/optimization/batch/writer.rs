@@ -118,6 +118,7 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
         }
         last_batch = batch.len();
         let done = run_batch(&engine, batch).await;
+        s.lanes[lane].finished();
         lock(&s.controller).observe(done.elapsed, done.waiters.len(), s.lanes[lane].len());
         if s.lanes[lane].len() == 0 && handed.load(Ordering::Acquire) == 0 {
             acknowledge(&s, done).await;
@@ -134,7 +135,7 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
 }
 
 /// Merges what a batch touched into one entry per model.
-fn merge(touched: Vec<Touched>) -> Vec<Touched> {
+pub(crate) fn merge(touched: Vec<Touched>) -> Vec<Touched> {
     let mut by_model: Vec<Option<Touched>> = models().iter().map(|_| None).collect();
     for t in touched {
         let slot = &mut by_model[model_index(t.model)];
@@ -180,7 +181,7 @@ struct Waiter {
 }
 
 /// A batch that ran: its writes, their callers, and the outcome of its transaction.
-struct Executed {
+pub(super) struct Executed {
     ops: Arc<Vec<WriteOp>>,
     waiters: Vec<Waiter>,
     outcome: Result<executor::BatchResult>,
@@ -189,7 +190,7 @@ struct Executed {
 }
 
 /// Runs one batch in one transaction.
-async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
+pub(super) async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
     for q in &batch {
         metrics::gauge!(crate::utils::metrics::BATCH_QUEUE_DEPTH, "priority" => q.priority.label()).decrement(1.0);
     }
@@ -214,7 +215,7 @@ async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Executed {
 }
 
 /// After COMMIT: makes stale cache entries unreachable (and carries windows), then resolves the tickets.
-async fn acknowledge(s: &Shared, done: Executed) {
+pub(super) async fn acknowledge(s: &Shared, done: Executed) {
     let Executed { ops, waiters, outcome, elapsed, lingered } = done;
     let n = waiters.len();
     let c = &s.stats;
