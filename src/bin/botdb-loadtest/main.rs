@@ -252,10 +252,12 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     println!();
     for (n, r) in &systems {
         println!(
-            "{n:>9}: {:>8.0} messages/s  read p99 {:>8.0} µs  ack p99 {:>8.0} µs  errors {}  lost {}  cache hit {} (repeat {})  batched {}",
+            "{n:>9}: {:>8.0} messages/s  read p99 {:>8.0} µs  ack p99 {:>8.0} µs  message p50/p99 {:.0}/{:.0} µs  errors {}  lost {}  cache hit {} (repeat {})  batched {}",
             r.messages_per_s,
             r.read_latency_us.p99,
             r.write_ack_latency_us.p99,
+            r.message_latency_us.p50,
+            r.message_latency_us.p99,
             r.errors,
             r.lost_writes,
             r.cache_hit_ratio.map_or("-".into(), |h| format!("{h:.3}")),

@@ -48,6 +48,8 @@ pub(crate) struct SystemReport {
     pub reads_per_s: f64,
     pub read_latency_us: Latency,
     pub write_ack_latency_us: Latency,
+    /// A whole message: from its arrival to the acknowledgement of its last write (what the bot waits for).
+    pub message_latency_us: Latency,
     pub errors: u64,
     pub acked_writes: u64,
     pub rows_verified: u64,
@@ -101,6 +103,7 @@ pub(crate) fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
         reads_per_s: n_reads as f64 / secs,
         read_latency_us: Latency::of(&reads),
         write_ack_latency_us: Latency::of(&writes),
+        message_latency_us: Latency::of(&rec.message_hist.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
         errors,
         acked_writes: 0,
         rows_verified: 0,
@@ -161,16 +164,20 @@ pub(crate) fn print_comparison(botdb: &SystemReport, baseline: &SystemReport) {
         "baseline p99 µs",
         "p99 ratio",
     ]);
-    for (op, b) in &botdb.ops {
-        let Some(base) = baseline.ops.get(op) else { continue };
+    let rows =
+        botdb.ops.iter().filter_map(|(op, b)| Some(((*op).to_owned(), (b.p50_us, b.p99_us), baseline.ops.get(op)?)));
+    let rows: Vec<_> = rows.map(|(op, b, base)| (op, b, (base.p50_us, base.p99_us))).collect();
+    let (m, mb) = (&botdb.message_latency_us, &baseline.message_latency_us);
+    let whole = ("(whole message)".to_owned(), (m.p50, m.p99), (mb.p50, mb.p99));
+    for (op, b, base) in rows.into_iter().chain([whole]) {
         t.add_row([
-            (*op).to_owned(),
-            format!("{:.0}", b.p50_us),
-            format!("{:.0}", base.p50_us),
-            format!("{:.2}", b.p50_us / base.p50_us.max(1.0)),
-            format!("{:.0}", b.p99_us),
-            format!("{:.0}", base.p99_us),
-            format!("{:.2}", b.p99_us / base.p99_us.max(1.0)),
+            op,
+            format!("{:.0}", b.0),
+            format!("{:.0}", base.0),
+            format!("{:.2}", b.0 / base.0.max(1.0)),
+            format!("{:.0}", b.1),
+            format!("{:.0}", base.1),
+            format!("{:.2}", b.1 / base.1.max(1.0)),
         ]);
     }
     println!("\nbotdb / baseline per operation");

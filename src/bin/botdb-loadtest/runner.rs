@@ -31,6 +31,8 @@ pub(crate) struct Recorder {
     /// Read keys seen so far (warm-up included), and the measured reads of keys already seen: (reads, hits).
     pub seen: Mutex<std::collections::HashSet<String>>,
     pub repeats: [AtomicU64; 2],
+    /// Whole messages: from arrival (open loop: the scheduled time) to the last write's acknowledgement.
+    pub message_hist: Mutex<Histogram<u64>>,
 }
 
 impl Recorder {
@@ -44,6 +46,7 @@ impl Recorder {
             measuring: AtomicBool::new(false),
             seen: Mutex::default(),
             repeats: [AtomicU64::new(0), AtomicU64::new(0)],
+            message_hist: Mutex::new(Histogram::new(3).expect("histogram")),
             messages: AtomicU64::new(0),
             acked: Default::default(),
             first_error: Mutex::new(None),
@@ -101,6 +104,7 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
     let now = T0 + n as f64 * 1e-3;
     let (calls, _, _) = flow(shape, n, now, &mut rng);
     let sys = &sys.for_message();
+    let arrived = scheduled.unwrap_or_else(Instant::now);
     // Writes submitted, not yet acknowledged: (call, submitted at, ticket).
     let mut pending = Vec::new();
     for (k, call) in calls.iter().enumerate() {
@@ -149,6 +153,8 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
         rec.record(call.op(), took, res.is_ok());
     }
     if rec.measuring.load(Ordering::Relaxed) {
+        let took = (arrived.elapsed().as_micros() as u64).max(1);
+        let _ = rec.message_hist.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(took);
         rec.messages.fetch_add(1, Ordering::Relaxed);
         let started = *rec.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(s) = started {

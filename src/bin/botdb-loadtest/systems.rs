@@ -46,42 +46,60 @@ impl System {
     /// no ticket: its calls are awaited one by one).
     pub(crate) async fn submit(&self, call: &Call) -> Result<Option<botdb::Ticket>, String> {
         let System::Botdb(db) = self else { return Ok(None) };
-        let t = match call {
-            Call::InsertMessage(m) => db.submit_create("Messages", m).await,
-            Call::InsertUsage(u) => db.submit_create("LLMUsage", u).await,
-            Call::InsertAction(a) => db.submit_create("ActionRecords", a).await,
-            Call::UpdateMessage(id, v) => {
-                db.submit_update(
-                    "Messages",
-                    &json!({"message_id": id}),
-                    &json!({"interest_value": v, "should_reply": *v > 0.9}),
-                )
-                .await
-            }
-            Call::RewriteMessageId(old, new) => {
-                db.submit_update("Messages", &json!({"message_id": old}), &json!({"message_id": new})).await
-            }
-            Call::StreamActivity(c, t) => {
-                db.submit_update("ChatStreams", &json!({"stream_id": c}), &json!({"last_active_time": t})).await
-            }
-            Call::IncrementImage(h) => {
-                db.submit_increment("Images", &json!({"emoji_hash": h}), "count", &json!(1)).await
-            }
-            _ => return Ok(None),
+        let t = match botdb_write(call) {
+            Some(Write::Create(model, data)) => db.submit_create(model, &data).await,
+            Some(Write::Update(model, filter, data)) => db.submit_update(model, &filter, &data).await,
+            Some(Write::Increment(model, filter, field)) => db.submit_increment(model, &filter, field, &json!(1)).await,
+            None => return Ok(None),
         };
         t.map(Some).map_err(|e| e.to_string())
     }
 
-    /// Runs one call; the error is reported, never hidden.
+    /// Runs one call and waits for it (a write: for its commit, through botdb's awaited API); the error is
+    /// reported, never hidden.
     pub(crate) async fn run(&self, call: &Call) -> Result<(), String> {
+        let fail = |e: Error| e.to_string();
         match self {
-            System::Botdb(db) => match self.submit(call).await? {
-                Some(ticket) => ticket.await.map(drop).map_err(|e| e.to_string()),
-                None => botdb_call(db, call).await.map_err(|e| e.to_string()),
+            System::Botdb(db) => match botdb_write(call) {
+                Some(Write::Create(model, data)) => db.create(model, &data).await.map(drop).map_err(fail),
+                Some(Write::Update(model, filter, data)) => {
+                    db.update(model, &filter, &data).await.map(drop).map_err(fail)
+                }
+                Some(Write::Increment(model, filter, field)) => {
+                    db.increment(model, &filter, field, &json!(1)).await.map(drop).map_err(fail)
+                }
+                None => botdb_call(db, call).await.map_err(fail),
             },
             System::Baseline(conn) => baseline_call(conn, call).await.map_err(|e| e.to_string()),
         }
     }
+}
+
+/// A write of the workload, as botdb's name-based API takes it.
+enum Write<'c> {
+    Create(&'static str, std::borrow::Cow<'c, Value>),
+    Update(&'static str, Value, Value),
+    Increment(&'static str, Value, &'static str),
+}
+
+fn botdb_write(call: &Call) -> Option<Write<'_>> {
+    use std::borrow::Cow::Borrowed;
+    Some(match call {
+        Call::InsertMessage(m) => Write::Create("Messages", Borrowed(m)),
+        Call::InsertUsage(u) => Write::Create("LLMUsage", Borrowed(u)),
+        Call::InsertAction(a) => Write::Create("ActionRecords", Borrowed(a)),
+        Call::UpdateMessage(id, v) => {
+            Write::Update("Messages", json!({"message_id": id}), json!({"interest_value": v, "should_reply": *v > 0.9}))
+        }
+        Call::RewriteMessageId(old, new) => {
+            Write::Update("Messages", json!({"message_id": old}), json!({"message_id": new}))
+        }
+        Call::StreamActivity(c, t) => {
+            Write::Update("ChatStreams", json!({"stream_id": c}), json!({"last_active_time": t}))
+        }
+        Call::IncrementImage(h) => Write::Increment("Images", json!({"emoji_hash": h}), "count"),
+        _ => return None,
+    })
 }
 
 async fn botdb_call(db: &Db, call: &Call) -> Result<(), Error> {
