@@ -16,7 +16,7 @@ use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::registry::{ModelDef, Priority, model_index};
 use crate::core::value::{Cell, Row, Rows};
-use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, merge, window_edits};
+use crate::optimization::batch::{BatchWriter, Ticket, WriteOp, WriteOutcome, executor, merge};
 use crate::optimization::cache::{Cache, Loader};
 use crate::optimization::partition::{Reach, Touched, stripe_of};
 use crate::optimization::preload::{self, PreloadReport};
@@ -232,12 +232,14 @@ impl Store {
         out
     }
 
-    /// One write in its own transaction: the scheduler's executor with a batch of one, then the same
-    /// post-commit cache work as a batch.
+    /// One write in its own transaction: the scheduler's executor with a batch of one, then the cache's
+    /// invalidation. Without write-through: direct writes of concurrent callers commit in an order nobody
+    /// serialises, and replaying a write's rows onto an entry that already holds a later commit would undo
+    /// it (the scheduler's lanes acknowledge in commit order, so their writes are written through).
     async fn run_direct(&self, op: WriteOp) -> Result<WriteOutcome> {
         let ops = Arc::new(vec![op]);
         let done = executor::execute(self.engine(), ops.clone(), &[]).await?;
-        self.cache().committed(&merge(done.touched), Some(&window_edits(&ops, &done.results))).await;
+        self.cache().committed(&merge(done.touched), None).await;
         done.results.into_iter().next().unwrap_or_else(|| Err(Error::internal("a batch of one write answered nothing")))
     }
 

@@ -29,7 +29,8 @@ backend_tests!(
 );
 
 /// An awaited write that finds its lane idle runs at once on the caller's task (counted as a batch of one),
-/// and writes submitted while it runs wait for it: the database ends in submission order.
+/// and writes submitted while it runs wait for it: the database ends in submission order, and the cache
+/// answers what the database holds.
 async fn an_awaited_write_at_an_idle_lane_keeps_submission_order(t: &TestDb) {
     use botdb::sea_orm::{ConnectionTrait, Statement};
     let db = &t.db;
@@ -59,6 +60,21 @@ async fn an_awaited_write_at_an_idle_lane_keeps_submission_order(t: &TestDb) {
         assert_eq!(nick, format!("c{round}"), "round {round}: the last submitted write is the last applied");
         let cached = db.find_one("PersonInfo", &key, &[]).await.unwrap().unwrap();
         assert_eq!(cached["nickname"], json!(format!("c{round}")));
+    }
+    // Direct writes of concurrent callers commit in an order nobody serialises: whichever commits last, the
+    // cache answers what the database holds.
+    let direct = db.direct();
+    for round in 0..5 {
+        let writes = (0..6).map(|i| {
+            let (d, key) = (direct.clone(), key.clone());
+            async move { d.update("PersonInfo", &key, &json!({"nickname": format!("d{round}-{i}")})).await }
+        });
+        assert!(futures_util::future::join_all(writes).await.iter().all(Result::is_ok));
+        let sql = "SELECT nickname FROM person_info WHERE person_id = 'o1'";
+        let row = db.reader().query_one_raw(Statement::from_string(db.backend(), sql)).await.unwrap().unwrap();
+        let nick: String = row.try_get("", "nickname").unwrap();
+        let cached = db.find_one("PersonInfo", &key, &[]).await.unwrap().unwrap();
+        assert_eq!(cached["nickname"], json!(nick), "round {round}");
     }
 }
 

@@ -24,4 +24,4 @@ pub use ops::{WriteOp, WriteOutcome};
 pub use queue::Priority;
 pub use scheduler::{BatchStats, Ticket};
 pub(crate) use scheduler::{BatchWriter, SharedAnswer};
-pub(crate) use writer::{merge, window_edits};
+pub(crate) use writer::merge;

@@ -34,6 +34,9 @@ pub(crate) struct Queue<T> {
     age_step: Duration,
     /// Batches taken and not yet committed, or a caller's claim (changed and read under the `lanes` lock).
     running: AtomicUsize,
+    /// Batches committed and not yet acknowledged: the cache replays commits in commit order, so a claimed
+    /// write waits for them too.
+    unacked: AtomicUsize,
 }
 
 impl<T> Queue<T> {
@@ -44,6 +47,7 @@ impl<T> Queue<T> {
             notify: Notify::new(),
             age_step: age_step.max(Duration::from_millis(1)),
             running: AtomicUsize::new(0),
+            unacked: AtomicUsize::new(0),
         }
     }
 
@@ -62,18 +66,34 @@ impl<T> Queue<T> {
         self.lanes().iter().map(VecDeque::len).sum()
     }
 
-    /// Claims the queue for one write that runs elsewhere, when nothing is queued and no batch is
-    /// running (so it overtakes nobody); until [`Queue::finished`], [`Queue::take`] hands out nothing.
+    /// Claims the queue for one write that runs elsewhere, when nothing is queued, running or waiting for its
+    /// acknowledgement (so it overtakes nobody, in the database or in the cache); until [`Queue::finished`],
+    /// [`Queue::take`] hands out nothing.
     pub(crate) fn try_claim(&self) -> bool {
         let lanes = self.lanes();
-        let idle = lanes.iter().all(VecDeque::is_empty) && self.running.load(Ordering::Acquire) == 0;
+        let idle = lanes.iter().all(VecDeque::is_empty)
+            && self.running.load(Ordering::Acquire) == 0
+            && self.unacked.load(Ordering::Acquire) == 0;
         if idle {
             self.running.fetch_add(1, Ordering::AcqRel);
         }
         idle
     }
 
-    /// A batch [`Queue::take`] handed out, or a claim, has committed (or failed): wakes the writer.
+    /// A batch [`Queue::take`] handed out has committed (or failed); its acknowledgement is pending.
+    pub(crate) fn committed(&self) {
+        let _lanes = self.lanes();
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        self.unacked.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A committed batch has been acknowledged.
+    pub(crate) fn acknowledged(&self) {
+        let _lanes = self.lanes();
+        self.unacked.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A claim has ended (its write committed and acknowledged, or failed): wakes the writer.
     pub(crate) fn finished(&self) {
         {
             let _lanes = self.lanes();
@@ -165,7 +185,9 @@ mod tests {
         let got: Vec<u32> = q.take(10, Instant::now()).into_iter().map(|x| x.item).collect();
         assert_eq!(got, [1]);
         assert!(!q.try_claim(), "a running batch comes first");
-        q.finished();
+        q.committed();
+        assert!(!q.try_claim(), "and its acknowledgement");
+        q.acknowledged();
         assert!(q.try_claim());
     }
 
@@ -179,7 +201,7 @@ mod tests {
         push(&q, 3, Priority::Critical, 3);
         let got: Vec<u32> = q.take(10, Instant::now()).into_iter().map(|x| x.item).collect();
         assert_eq!(got, [3, 1, 2]);
-        q.finished();
+        q.committed();
         // Long enough, it ties with Critical and wins by submission order.
         push(&q, 4, Priority::Low, 4);
         tokio::time::advance(Duration::from_millis(300)).await;

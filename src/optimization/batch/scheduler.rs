@@ -316,8 +316,9 @@ impl BatchWriter {
         let claim = Claim(lane);
         let (job, rx) = self.job(op, priority, None).await?;
         let done = writer::run_batch(&s.engine, vec![job]).await;
-        drop(claim);
+        // Acknowledged before the lane is released: the cache replays commits in commit order.
         writer::acknowledge(s, done).await;
+        drop(claim);
         Ticket(Answer::Channel(rx)).await
     }
 

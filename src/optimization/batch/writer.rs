@@ -93,6 +93,7 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
         let task = async move {
             while let Some(done) = rx.recv().await {
                 acknowledge(&s, done).await;
+                s.lanes[lane].acknowledged();
                 handed.fetch_sub(1, Ordering::AcqRel);
             }
         };
@@ -118,14 +119,16 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
         }
         last_batch = batch.len();
         let done = run_batch(&engine, batch).await;
-        s.lanes[lane].finished();
+        s.lanes[lane].committed();
         lock(&s.controller).observe(done.elapsed, done.waiters.len(), s.lanes[lane].len());
         if s.lanes[lane].len() == 0 && handed.load(Ordering::Acquire) == 0 {
             acknowledge(&s, done).await;
+            s.lanes[lane].acknowledged();
         } else {
             handed.fetch_add(1, Ordering::AcqRel);
             if let Err(unsent) = tx.send(done) {
                 acknowledge(&s, unsent.0).await;
+                s.lanes[lane].acknowledged();
             }
         }
         busy_until = Instant::now();

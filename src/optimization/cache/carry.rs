@@ -133,8 +133,69 @@ impl WindowEdits {
 pub(super) struct Carried {
     at: Taken,
     rows: Rows,
-    edits: Arc<[Edit]>,
+    edits: Arc<Prepared>,
     order: usize,
+}
+
+/// A batch's edits of one model, indexed once for all the windows they are replayed on: a batch touches
+/// dozens of chats, and replaying every edit on every window (each building its own key index) was most of
+/// the cache's post-commit work.
+pub(super) struct Prepared {
+    /// The edits, in submission order.
+    edits: Arc<[Edit]>,
+    /// Inserts by partition (key text) → their positions in `edits`.
+    inserts: HashMap<String, Vec<usize>>,
+    /// Per key column of an update: key text → positions of the updates by that key.
+    updates: Vec<(Column, HashMap<String, Vec<usize>>)>,
+    /// A bit per column some update sets (a set order column may move any row into any window).
+    sets: u64,
+    /// Some update sets a column that updates are keyed by (a key moves mid-batch): windows replay every
+    /// edit, as the index of the moved key must follow it.
+    keys_move: bool,
+}
+
+impl Prepared {
+    fn new(model: &ModelDef, edits: Arc<[Edit]>) -> Option<Prepared> {
+        let p = model.partition?;
+        let partition = (p, model.col(p).name);
+        let mut prepared =
+            Prepared { edits: edits.clone(), inserts: HashMap::new(), updates: Vec::new(), sets: 0, keys_move: false };
+        for (i, e) in edits.iter().enumerate() {
+            match e {
+                Edit::Insert(r) => {
+                    let part = field(r, partition.0, partition.1).map_or_else(String::new, key_text);
+                    prepared.inserts.entry(part).or_default().push(i);
+                }
+                Edit::Update { key, value, changes } => {
+                    for (c, _) in &changes.sets {
+                        prepared.sets |= 1u64.checked_shl(*c as u32).unwrap_or(u64::MAX);
+                    }
+                    let at = match prepared.updates.iter().position(|(col, _)| col == key) {
+                        Some(at) => at,
+                        None => {
+                            prepared.updates.push((*key, HashMap::new()));
+                            prepared.updates.len() - 1
+                        }
+                    };
+                    prepared.updates[at].1.entry(key_text(value)).or_default().push(i);
+                }
+            }
+        }
+        prepared.keys_move = prepared.updates.iter().any(|((c, _), _)| prepared.sets & (1u64 << (*c).min(63)) != 0);
+        Some(prepared)
+    }
+
+    /// The positions of the updates keyed by `row`'s values, added to `out`.
+    fn updates_of(&self, row: &Row, out: &mut Vec<usize>) {
+        for ((idx, name), by_key) in &self.updates {
+            let hits = match field(row, *idx, name) {
+                Some(Value::String(s)) => by_key.get(s.as_str()),
+                Some(other) => by_key.get(&key_text(other)),
+                None => None,
+            };
+            out.extend(hits.into_iter().flatten());
+        }
+    }
 }
 
 /// Where an entry carried across a commit lived before the bump: its read and the generations it was keyed
@@ -238,16 +299,41 @@ fn key_text(v: &Value) -> String {
 }
 
 impl Carried {
-    /// The window after the edits, or `None` when an edit cannot be replayed on it. Row look-ups by
-    /// column name are the cost here (a batch edits dozens of windows): each row's place is computed once,
-    /// and updates find their rows through an index of the key column, built on first use.
+    /// The window after the edits, or `None` when an edit cannot be replayed on it. Only the edits that
+    /// can change this window are replayed: inserts into its partition and updates keyed by a value one of
+    /// its rows (or an inserted row) holds; a window no edit reaches keeps its rows as they are.
     fn edited(&self, window_rows: usize) -> Option<Rows> {
         let model = self.at.sel.model;
         let p = model.partition?;
-        let partition = (p, model.col(p).name);
+        let prepared = &self.edits;
+        // An update that sets the order column may move a row of the partition into the window.
+        if self.order < 64 && prepared.sets & (1 << self.order) != 0 {
+            return None;
+        }
         let part = self.at.sel.filter.eq_value(p)?.to_json();
+        let relevant: Vec<usize> = if prepared.keys_move {
+            (0..prepared.edits.len()).collect()
+        } else {
+            let inserted = prepared.inserts.get(&key_text(&part)).map_or(&[][..], Vec::as_slice);
+            let mut relevant = inserted.to_vec();
+            for row in self.rows.iter() {
+                prepared.updates_of(row, &mut relevant);
+            }
+            for &i in inserted {
+                if let Edit::Insert(r) = &prepared.edits[i] {
+                    prepared.updates_of(r, &mut relevant);
+                }
+            }
+            relevant.sort_unstable();
+            relevant.dedup();
+            relevant
+        };
+        if relevant.is_empty() {
+            return Some(self.rows.iter().take(window_rows).cloned().collect());
+        }
+        let partition = (p, model.col(p).name);
         let mut draft = Draft::of(&self.rows, (self.order, model.col(self.order).name));
-        for e in self.edits.iter() {
+        for e in relevant.into_iter().map(|i| &prepared.edits[i]) {
             match e {
                 Edit::Insert(r) if field(r, partition.0, partition.1) == Some(&part) => draft.insert(r),
                 Edit::Insert(_) => {}
@@ -355,7 +441,8 @@ impl Cache {
             let (Reach::Partitions(values), Some(p)) = (&t.reach, t.model.partition) else { continue };
             let m = model_index(t.model);
             let Some(es) = edits.of(m) else { continue };
-            let es: Arc<[Edit]> = es.into();
+            let Some(prepared) = Prepared::new(t.model, es.into()) else { continue };
+            let prepared = Arc::new(prepared);
             let orders = inner.window_orders[m].load(Ordering::Relaxed);
             for order in (0..64).filter(|o| orders & (1 << o) != 0) {
                 for v in values {
@@ -368,7 +455,7 @@ impl Cache {
                     };
                     let at = self.taken(sel);
                     if let Some(e) = self.cached(at.old_key).await {
-                        out.push(Carried { at, rows: e.rows, edits: es.clone(), order });
+                        out.push(Carried { at, rows: e.rows, edits: prepared.clone(), order });
                     }
                 }
             }
