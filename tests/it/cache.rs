@@ -112,7 +112,8 @@ async fn same_as_database(db: &Db, filter: Value, limit: Option<u64>) {
     assert_eq!(cached, fresh, "cached {filter} (limit {limit:?}) differs from the database");
 }
 
-/// Concurrent inserts, grouped updates by message_id and id rewrites share batches; after each round the
+/// Concurrent inserts (new, late and very old), grouped updates by message_id and id rewrites share batches;
+/// after each round the
 /// chat's window (carried across the commits, not reloaded) equals a fresh load, and so do range reads
 /// without a limit answered from it.
 async fn carried_windows_equal_fresh_loads(t: &TestDb) {
@@ -146,6 +147,13 @@ async fn carried_windows_equal_fresh_loads(t: &TestDb) {
             db.update("Messages", &json!({"message_id": from}), &json!({"message_id": format!("echo{round}")}))
                 .await
                 .unwrap();
+        }));
+        // Late arrivals: one in the middle of the window, one older than anything it holds.
+        writes.push(Box::pin(async move {
+            db.create("Messages", &msg(&format!("late{round}"), "chat-w", base as f64 - 4.5)).await.unwrap();
+        }));
+        writes.push(Box::pin(async move {
+            db.create("Messages", &msg(&format!("old{round}"), "chat-w", 0.25 + round as f64 * 0.01)).await.unwrap();
         }));
         futures_util::future::join_all(writes).await;
         same_as_database(db, json!({"chat_id": "chat-w"}), Some(64)).await;

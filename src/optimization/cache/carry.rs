@@ -135,6 +135,8 @@ pub(super) struct Carried {
     rows: Rows,
     edits: Arc<Prepared>,
     order: usize,
+    /// The window's estimated bytes per row (its carried copy is sized alike).
+    per_row: Option<usize>,
 }
 
 /// A batch's edits of one model, indexed once for all the windows they are replayed on: a batch touches
@@ -230,7 +232,13 @@ impl Cache {
     /// After the bump: drops the superseded entry (when there was one) and installs the edited rows under the
     /// new generations, only when they moved by exactly this bump (else a concurrent write got in between:
     /// a miss, never a stale entry).
-    pub(super) async fn reinstall(&self, at: &Taken, existed: bool, edited: impl FnOnce() -> Option<Rows>) {
+    pub(super) async fn reinstall(
+        &self,
+        at: &Taken,
+        existed: bool,
+        per_row: Option<usize>,
+        edited: impl FnOnce() -> Option<Rows>,
+    ) {
         let inner = &self.inner;
         if existed {
             inner.l1.invalidate(&at.old_key).await;
@@ -245,7 +253,14 @@ impl Cache {
         if key.all != all || key.scope.1 != scope_gen {
             return;
         }
-        let entry = Entry::new(rows, inner.policy[at.model].1, inner.negative);
+        let (ttl, negative) = (inner.policy[at.model].1, inner.negative);
+        let entry = match per_row {
+            Some(b) => {
+                let bytes = super::tiers::sized_bytes(rows.len(), b);
+                Entry::sized(rows, ttl, negative, bytes)
+            }
+            None => Entry::new(rows, ttl, negative),
+        };
         inner.l2.insert(key.key, entry.clone()).await;
         inner.l1.insert(key.key, entry).await;
         inner.stats.carried();
@@ -345,25 +360,32 @@ impl Carried {
     }
 }
 
-/// A window being edited: its rows, each row's place in the window's order, and per key column an index
-/// from key text to row positions, built on first use (row look-ups by name are the cost here).
+/// A window being edited: its rows (the first `sorted` of them in the window's order, then the rows
+/// inserted), the ids it holds (built on first insert), and per key column an index from key text to row
+/// positions, built on first use. Places in the order are computed only where an inserted row is merged in.
 struct Draft {
     order: Column,
     rows: Vec<Arc<Row>>,
-    places: Vec<Place>,
+    sorted: usize,
+    ids: Option<std::collections::HashSet<i64>>,
     index: Vec<(Column, HashMap<String, Vec<usize>>)>,
+}
+
+/// A row's id.
+fn id_of(row: &Row) -> i64 {
+    field(row, 0, "id").and_then(Value::as_i64).unwrap_or(0)
 }
 
 impl Draft {
     fn of(rows: &Rows, order: Column) -> Draft {
-        let places = rows.iter().map(|r| Place::of(r, order)).collect();
-        Draft { order, rows: rows.to_vec(), places, index: Vec::new() }
+        Draft { order, rows: rows.to_vec(), sorted: rows.len(), ids: None, index: Vec::new() }
     }
 
     /// Adds a row the window does not hold yet.
     fn insert(&mut self, r: &Arc<Row>) {
-        let place = Place::of(r, self.order);
-        if self.places.iter().any(|x| x.id == place.id) {
+        let rows = &self.rows;
+        let ids = self.ids.get_or_insert_with(|| rows.iter().map(|r| id_of(r)).collect());
+        if !ids.insert(id_of(r)) {
             return;
         }
         for (col, map) in &mut self.index {
@@ -372,7 +394,6 @@ impl Draft {
             }
         }
         self.rows.push(r.clone());
-        self.places.push(place);
     }
 
     /// The index of `key`'s column, built on first use.
@@ -416,12 +437,27 @@ impl Draft {
     }
 
     /// The latest `window_rows` rows in the window's order (a full window holds exactly the latest rows;
-    /// one that held the whole partition still does).
+    /// one that held the whole partition still does): the inserted rows, sorted, merged into the rows
+    /// already in order (their places computed only while an inserted row remains to be placed).
     fn finish(self, window_rows: usize) -> Rows {
-        let mut order: Vec<usize> = (0..self.rows.len()).collect();
-        order.sort_by(|&a, &b| self.places[a].cmp(&self.places[b]));
-        order.truncate(window_rows);
-        order.into_iter().map(|i| self.rows[i].clone()).collect()
+        let order = self.order;
+        let (old, new) = self.rows.split_at(self.sorted);
+        let mut new: Vec<(Place, &Arc<Row>)> = new.iter().map(|r| (Place::of(r, order), r)).collect();
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut new = new.into_iter().peekable();
+        let mut out = Vec::with_capacity(window_rows.min(self.rows.len()));
+        for row in old {
+            if new.peek().is_some() {
+                let place = Place::of(row, order);
+                while let Some((_, r)) = new.next_if(|(p, _)| p.cmp(&place).is_lt()) {
+                    out.push(r.clone());
+                }
+            }
+            out.push(row.clone());
+        }
+        out.extend(new.map(|(_, r)| r.clone()));
+        out.truncate(window_rows);
+        out.into_iter().collect()
     }
 }
 
@@ -455,7 +491,8 @@ impl Cache {
                     };
                     let at = self.taken(sel);
                     if let Some(e) = self.cached(at.old_key).await {
-                        out.push(Carried { at, rows: e.rows, edits: prepared.clone(), order });
+                        let per_row = e.bytes_per_row();
+                        out.push(Carried { at, rows: e.rows, edits: prepared.clone(), order, per_row });
                     }
                 }
             }
@@ -468,7 +505,7 @@ impl Cache {
     pub(super) async fn install_windows(&self, carried: Vec<Carried>) {
         let window_rows = self.inner.window_rows as usize;
         for c in carried {
-            self.reinstall(&c.at, true, || c.edited(window_rows)).await;
+            self.reinstall(&c.at, true, c.per_row, || c.edited(window_rows)).await;
         }
     }
 }

@@ -147,7 +147,7 @@ impl Cache {
     /// bump; drops the superseded entry either way.
     pub(super) async fn install_points(&self, carried: Vec<PointCarry>) {
         for c in carried {
-            self.reinstall(&c.at, c.rows.is_some(), || c.edited()).await;
+            self.reinstall(&c.at, c.rows.is_some(), None, || c.edited()).await;
         }
     }
 }
