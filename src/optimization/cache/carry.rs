@@ -367,7 +367,7 @@ struct Draft {
     order: Column,
     rows: Vec<Arc<Row>>,
     sorted: usize,
-    ids: Option<std::collections::HashSet<i64>>,
+    ids: Option<Vec<i64>>,
     index: Vec<(Column, HashMap<String, Vec<usize>>)>,
 }
 
@@ -383,11 +383,15 @@ impl Draft {
 
     /// Adds a row the window does not hold yet.
     fn insert(&mut self, r: &Arc<Row>) {
+        // A window loaded after this commit already holds the row. (A scan: a window holds a few dozen rows
+        // and takes a row or two per batch; hashing its ids cost more.)
         let rows = &self.rows;
         let ids = self.ids.get_or_insert_with(|| rows.iter().map(|r| id_of(r)).collect());
-        if !ids.insert(id_of(r)) {
+        let id = id_of(r);
+        if ids.contains(&id) {
             return;
         }
+        ids.push(id);
         for (col, map) in &mut self.index {
             if let Some(v) = field(r, col.0, col.1) {
                 map.entry(key_text(v)).or_default().push(self.rows.len());
