@@ -1,10 +1,10 @@
 //! The load harness end to end: a short smoke run on a tiny dataset produces a valid JSON report with both
-//! systems, zero lost writes and zero errors.
+//! systems and the ceiling, zero lost writes and zero errors.
 
 use std::process::Command;
 
 #[test]
-fn smoke_run_reports_both_systems_with_no_lost_writes() {
+fn smoke_run_reports_both_systems_and_the_ceiling_with_no_lost_writes() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report/loadtest.json");
     let out = Command::new(env!("CARGO_BIN_EXE_botdb-loadtest"))
@@ -32,6 +32,17 @@ fn smoke_run_reports_both_systems_with_no_lost_writes() {
         }
         assert!(s["ops"]["insert_message"]["count"].as_u64().unwrap() > 0);
     }
+    // The ceiling replayed as many messages' writes as botdb handled, and every row they inserted is there.
+    let c = &report["systems"]["ceiling"];
+    assert!(c["row_writes_per_s"].as_f64().unwrap() > 0.0, "{c}");
+    assert_eq!((c["errors"].as_u64(), c["lost_writes"].as_u64()), (Some(0), Some(0)), "{c}");
+    assert!(c["inserted"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["rows_verified"], c["inserted"], "{c}");
+    assert!(
+        c["writes"].as_u64().unwrap() >= c["messages"].as_u64().unwrap() * 3,
+        "a message writes 3 rows or more: {c}"
+    );
+    assert!(report["botdb_vs_ceiling_row_writes"].as_f64().unwrap() > 0.0);
     assert!(report["systems"]["botdb"]["batched_write_ratio"].is_number());
     assert!(report["systems"]["botdb"]["cache_hit_ratio"].is_number());
     assert!(report["systems"]["baseline"]["cache_hit_ratio"].is_null());

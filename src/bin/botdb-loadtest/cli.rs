@@ -45,6 +45,12 @@ pub(crate) struct Args {
     /// Run the plain sea-orm baseline too. Default: true (`--compare false` to skip it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub compare: bool,
+    /// Run the `ceiling` system too: the row-writes of as many messages as botdb handled, replayed as fast as
+    /// the database commits them (the baseline's statements, 1,000 writes per transaction, no reads, no
+    /// cache, the same durability; one connection on SQLite, the pool's on a server). Default: true
+    /// (`--ceiling false` to skip it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ceiling: bool,
     /// A PostgreSQL or MySQL server URL (loopback); each system gets a fresh database on it. Default: an
     /// embedded SQLite file per system under the work directory.
     #[arg(long)]

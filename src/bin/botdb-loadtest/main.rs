@@ -12,6 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "../shared/logging.rs"]
 mod logging;
 
+mod ceiling;
 mod cli;
 mod report;
 mod runner;
@@ -52,7 +53,10 @@ async fn main() -> ExitCode {
 
 /// A fresh, seeded database per system; returns their URLs.
 async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Vec<(String, String)>, BoxError> {
-    let names = if args.compare { vec!["baseline", "botdb"] } else { vec!["botdb"] };
+    let mut names = if args.compare { vec!["baseline", "botdb"] } else { vec!["botdb"] };
+    if args.ceiling {
+        names.push("ceiling");
+    }
     let mut out = vec![];
     match &args.database_url {
         None => {
@@ -106,6 +110,11 @@ fn settings_for(url: &str, redis: Option<&str>) -> Result<Settings, BoxError> {
 }
 
 const SEEDED_USAGE: u64 = 2000;
+
+/// Rows of the verified models in a freshly seeded database: messages, model calls, actions.
+fn seeded(shape: &Shape) -> [u64; 3] {
+    [(shape.chats * shape.messages_per_chat) as u64, SEEDED_USAGE, (shape.chats * 5) as u64]
+}
 
 async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<SystemReport, BoxError> {
     let settings = settings_for(url, args.redis_url.as_deref())?;
@@ -172,7 +181,7 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
     let mut vs = settings_for(url, None)?;
     vs.preload.enabled = false;
     let check = Db::open(vs).await?;
-    let seeded = [(shape.chats * shape.messages_per_chat) as u64, SEEDED_USAGE, (shape.chats * 5) as u64];
+    let seeded = seeded(&shape);
     let acked: Vec<u64> = rec.acked.iter().map(|a| a.load(Ordering::Relaxed)).collect();
     let (mut verified, mut lost) = (0, 0);
     for (i, model) in ["Messages", "LLMUsage", "ActionRecords"].iter().enumerate() {
@@ -211,9 +220,18 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     eprintln!("seeding {} chats × {} messages, {} people …", shape.chats, shape.messages_per_chat, shape.users);
     let dbs = prepare(&args, &shape, &dir).await?;
     let mut systems = Vec::new();
-    for (name, url) in &dbs {
+    for (name, url) in dbs.iter().filter(|(n, _)| n != "ceiling") {
         systems.push((name.clone(), run_one(name, url, &args, shape).await?));
     }
+    let ceiling = match dbs.iter().find(|(n, _)| n == "ceiling") {
+        Some((_, url)) => {
+            let handled = systems.iter().find(|(n, _)| n == "botdb").map_or(0.0, |(_, r)| r.messages_per_s);
+            let messages = ((handled * args.duration).round() as u64).max(100);
+            eprintln!("ceiling: replaying the writes of {messages} messages …");
+            Some(ceiling::run(settings_for(url, None)?, shape, messages, seeded(&shape)).await?)
+        }
+        None => None,
+    };
     let backend = match &args.database_url {
         None => "sqlite",
         Some(u) if u.starts_with("postgres") => "postgres",
@@ -233,7 +251,12 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
         "dataset": {"chats": shape.chats, "users": shape.users, "messages": shape.chats * shape.messages_per_chat},
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "botdb_vs_baseline_messages": speedup,
-        "systems": systems.iter().map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
+        "botdb_vs_ceiling_row_writes": ceiling.as_ref().map(|c| botdb.row_writes_per_s / c.row_writes_per_s.max(1e-9)),
+        "systems": systems
+            .iter()
+            .map(|(n, r)| (n.clone(), serde_json::to_value(r).unwrap_or_default()))
+            .chain(ceiling.iter().map(|c| ("ceiling".to_owned(), serde_json::to_value(c).unwrap_or_default())))
+            .collect::<serde_json::Map<_, _>>(),
     });
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent)?;
@@ -265,8 +288,30 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
             r.batched_write_ratio.map_or("-".into(), |h| format!("{h:.3}")),
         );
     }
+    if let Some(c) = &ceiling {
+        println!(
+            "{:>9}: {:>8.0} row-writes/s ({} writes of {} messages, {} connection(s), {} per transaction)  errors {}  lost {}",
+            "ceiling",
+            c.row_writes_per_s,
+            c.writes,
+            c.messages,
+            c.connections,
+            ceiling::PER_TRANSACTION,
+            c.errors,
+            c.lost_writes
+        );
+    }
     if let Some(s) = speedup {
         println!("botdb / baseline messages/s: {s:.1}x");
+    }
+    if let Some(c) = &ceiling {
+        let base = get("baseline").map_or(String::new(), |b| {
+            format!(", baseline's {:.2}", b.row_writes_per_s / c.row_writes_per_s.max(1e-9))
+        });
+        println!(
+            "share of the ceiling's row-writes/s: botdb's {:.2}{base}",
+            botdb.row_writes_per_s / c.row_writes_per_s.max(1e-9)
+        );
     }
     println!("report: {} (plots beside it)", args.json.display());
     let mut failed = vec![];
@@ -283,7 +328,9 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     if args.min_messages_per_s.is_some_and(|m| botdb.messages_per_s < m) {
         failed.push("messages/s");
     }
-    if systems.iter().any(|(_, r)| r.lost_writes > 0 || !r.integrity_ok) {
+    if systems.iter().any(|(_, r)| r.lost_writes > 0 || !r.integrity_ok)
+        || ceiling.as_ref().is_some_and(|c| c.lost_writes > 0 || c.errors > 0)
+    {
         eprintln!("error: lost acknowledged writes or a failed integrity check");
         return Ok(ExitCode::from(4));
     }

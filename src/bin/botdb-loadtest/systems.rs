@@ -7,8 +7,8 @@ use botdb::entities::{
 };
 use botdb::sea_orm::sea_query::{Expr, ExprTrait};
 use botdb::sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use botdb::{Db, Error};
 use serde_json::{Value, json};
@@ -135,7 +135,8 @@ fn f(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or_default()
 }
 
-async fn baseline_call(conn: &DatabaseConnection, call: &Call) -> Result<(), botdb::sea_orm::DbErr> {
+/// One call as plain sea-orm makes it (also the ceiling's statements, inside its transactions).
+pub(crate) async fn baseline_call<C: ConnectionTrait>(conn: &C, call: &Call) -> Result<(), botdb::sea_orm::DbErr> {
     match call {
         Call::ReadStream(c) => {
             drop(chat_streams::Entity::find().filter(chat_streams::Column::StreamId.eq(c)).one(conn).await?)

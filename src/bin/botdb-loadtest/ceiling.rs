@@ -1,0 +1,152 @@
+//! The `ceiling` system: the row-writes of botdb's run (the write calls of as many messages as botdb
+//! handled, same tables, row shapes and mix of inserts, updates by key and increments) replayed as fast as
+//! the database commits them: the baseline's statements (prepared and cached by the driver), 1,000 writes per
+//! transaction, no reads, no cache, the same durability settings; one connection on SQLite, the pool's
+//! connections on a server (each message's writes in order on one of them). What the database itself takes
+//! on this disk, measured in the same invocation as the systems it bounds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use botdb::sea_orm::{DatabaseConnection, TransactionTrait};
+use botdb::{Db, Settings};
+use serde::Serialize;
+
+use crate::systems::baseline_call;
+use crate::workload::{Call, Shape, T0, flow};
+use crate::{BoxError, runner};
+
+/// Writes per transaction.
+pub(crate) const PER_TRANSACTION: usize = 1000;
+
+/// The ceiling's figures (JSON `systems.ceiling`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CeilingReport {
+    pub row_writes_per_s: f64,
+    pub writes: u64,
+    pub messages: u64,
+    pub connections: usize,
+    pub errors: u64,
+    /// Rows the committed writes inserted (messages, model calls, actions), and how many were found.
+    pub inserted: u64,
+    pub rows_verified: u64,
+    pub lost_writes: u64,
+    pub peak_rss_mb: f64,
+}
+
+/// Inserted rows per verified model: messages, model calls, actions.
+fn inserts(call: &Call) -> [u64; 3] {
+    match call {
+        Call::InsertMessage(_) => [1, 0, 0],
+        Call::InsertUsage(_) => [0, 1, 0],
+        Call::InsertAction(_) => [0, 0, 1],
+        _ => [0; 3],
+    }
+}
+
+/// What one connection committed: writes, inserts per verified model, failed writes.
+#[derive(Default)]
+struct Done {
+    writes: u64,
+    inserted: [u64; 3],
+    errors: u64,
+}
+
+/// Runs `calls` (writes only, each message's in order) on `conn` in transactions of [`PER_TRANSACTION`]
+/// writes. A failed write rolls its transaction back (its writes are not expected in the database).
+async fn replay(conn: &DatabaseConnection, calls: &[Call]) -> Result<Done, BoxError> {
+    let mut done = Done::default();
+    for chunk in calls.chunks(PER_TRANSACTION) {
+        let txn = conn.begin().await?;
+        let mut inserted = [0u64; 3];
+        let mut failed = false;
+        for call in chunk {
+            if let Err(e) = baseline_call(&txn, call).await {
+                eprintln!("ceiling: {} failed: {e}", call.op().name());
+                done.errors += 1;
+                failed = true;
+                break;
+            }
+            for (sum, n) in inserted.iter_mut().zip(inserts(call)) {
+                *sum += n;
+            }
+        }
+        if failed {
+            txn.rollback().await?;
+            continue;
+        }
+        txn.commit().await?;
+        done.writes += chunk.len() as u64;
+        for (sum, n) in done.inserted.iter_mut().zip(inserted) {
+            *sum += n;
+        }
+    }
+    Ok(done)
+}
+
+/// Replays the write calls of `messages` messages on the database at `url` (a fresh seeded copy) and
+/// verifies the rows they inserted; `seeded` holds the rows of each verified model before.
+pub(crate) async fn run(
+    settings: Settings,
+    shape: Shape,
+    messages: u64,
+    seeded: [u64; 3],
+) -> Result<CeilingReport, BoxError> {
+    let server = !settings.database.url.expose().starts_with("sqlite");
+    let connections = if server { settings.database.pool_size.max(1) as usize } else { 1 };
+    // Each message's writes, as the handler issues them, dealt to the connections message by message.
+    let mut lanes: Vec<Vec<Call>> = vec![Vec::new(); connections];
+    for n in 0..messages {
+        let mut rng = fastrand::Rng::with_seed(shape.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let (calls, _, _) = flow(&shape, n, T0 + n as f64 * 1e-3, &mut rng);
+        lanes[n as usize % connections].extend(calls.into_iter().filter(|c| c.op().is_write()));
+    }
+    let conn = Db::connect_plain(&settings.database).await?;
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max((runner::rss_mb() * 1024.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let runs = lanes.iter().map(|calls| replay(&conn, calls));
+    let results = futures_util::future::join_all(runs).await;
+    let elapsed = started.elapsed();
+    sampler.abort();
+    let mut total = Done::default();
+    for r in results {
+        let d = r?;
+        total.writes += d.writes;
+        total.errors += d.errors;
+        for (sum, n) in total.inserted.iter_mut().zip(d.inserted) {
+            *sum += n;
+        }
+    }
+    conn.close().await?;
+    let mut vs = settings;
+    vs.preload.enabled = false;
+    let check = Db::open(vs).await?;
+    let (mut verified, mut lost) = (0, 0);
+    for (i, model) in ["Messages", "LLMUsage", "ActionRecords"].iter().enumerate() {
+        let actual = check.count(model, &serde_json::Value::Null).await?;
+        verified += actual.saturating_sub(seeded[i]).min(total.inserted[i]);
+        lost += (seeded[i] + total.inserted[i]).saturating_sub(actual);
+    }
+    check.shutdown().await;
+    Ok(CeilingReport {
+        row_writes_per_s: total.writes as f64 / elapsed.as_secs_f64().max(1e-9),
+        writes: total.writes,
+        messages,
+        connections,
+        errors: total.errors,
+        inserted: total.inserted.iter().sum(),
+        rows_verified: verified,
+        lost_writes: lost,
+        peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1024.0,
+    })
+}
