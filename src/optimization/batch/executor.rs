@@ -1,9 +1,9 @@
 //! Executes one batch in one transaction, step by step as the planner (`plan.rs`) grouped it: inserts of a
 //! model in multi-row `INSERT`s (rows in index order, chunked under the bind-parameter limit), same-shaped
 //! updates, summed increments and upserts in grouped statements (`grouped.rs`), any other write alone. A
-//! failing write is isolated (a failed multi-row insert is retried row by row; on PostgreSQL each step runs in a savepoint,
-//! since any error aborts its transaction): only its own result is an error. Busy/locked errors fail the
-//! whole attempt so the engine retries the batch.
+//! failing write is isolated (a failed multi-row insert is retried row by row; on PostgreSQL, where any error
+//! aborts the transaction, the batch runs again with each step in a savepoint): only its own result is an
+//! error. Busy/locked errors fail the whole attempt so the engine retries the batch.
 
 use std::sync::Arc;
 
@@ -58,13 +58,44 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Pro
     {
         return execute_alone(engine, ops.clone()).await;
     }
+    if engine.backend() != DbBackend::Postgres {
+        return in_transaction(engine, ops, watched, Mode { savepoints: false, absorb: true }).await;
+    }
+    // PostgreSQL aborts a transaction at its first error, so a failing write needs a savepoint around its
+    // step to fail alone; two round trips per step that almost never pay. The batch runs without them, and
+    // only when a write fails does it run again with them (the failed attempt is rolled back whole).
+    match in_transaction(engine, ops.clone(), watched, Mode { savepoints: false, absorb: false }).await {
+        Err(e) if !matches!(e, Error::Busy { .. } | Error::Indeterminate(_)) => {
+            tracing::debug!(error = %e, "a write of the batch failed; running it again with a savepoint per step");
+            in_transaction(engine, ops, watched, Mode { savepoints: true, absorb: true }).await
+        }
+        other => other,
+    }
+}
+
+/// How a batch's steps meet a failing write.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    /// Each step in a savepoint (PostgreSQL: an error aborts the transaction otherwise).
+    savepoints: bool,
+    /// A failing write fails alone (its group isolated) and the batch goes on; else its error aborts the
+    /// attempt.
+    absorb: bool,
+}
+
+/// Runs `ops` in one write transaction as `mode` says, and commits it.
+async fn in_transaction(
+    engine: &Engine,
+    ops: Arc<Vec<WriteOp>>,
+    watched: &[Arc<Progress>],
+    mode: Mode,
+) -> Result<BatchResult> {
     engine
         .write("batch", move |txn| {
             let ops = ops.clone();
             let watched = watched.to_vec();
             Box::pin(async move {
                 let backend = txn.get_database_backend();
-                let pg = backend == DbBackend::Postgres;
                 let mut results: Vec<Option<Result<WriteOutcome>>> = (0..ops.len()).map(|_| None).collect();
                 let mut touched = Vec::new();
                 let mut isolated_writes = 0;
@@ -72,7 +103,7 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Pro
                     let started = std::time::Instant::now();
                     let (kind, members) = (step.kind(), step.members().len());
                     let mut slots = Slots { results: &mut results, touched: &mut touched };
-                    isolated_writes += run_step(txn, pg, &ops, step, &mut slots).await?;
+                    isolated_writes += run_step(txn, mode, &ops, step, &mut slots).await?;
                     tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
                 // The statements ran; COMMIT follows: a session's read can no longer tell whether it sees
@@ -130,10 +161,11 @@ struct Slots<'a> {
 }
 
 /// Runs one planned step; returns how many writes had to be isolated because their group failed. Only a
-/// busy or indeterminate error is returned: it aborts the attempt so the engine retries the whole batch.
+/// busy or indeterminate error is returned (and, when `mode` does not absorb them, any write's error): it
+/// aborts the attempt.
 async fn run_step(
     txn: &sea_orm::DatabaseTransaction,
-    pg: bool,
+    mode: Mode,
     ops: &[WriteOp],
     step: Step,
     slots: &mut Slots<'_>,
@@ -145,11 +177,11 @@ async fn run_step(
     };
     // One write (or a lone update, increment or upsert): its own statement(s).
     if idx.len() == 1 && !matches!(step, Step::Inserts(_)) || matches!(step, Step::One(_)) {
-        isolated(txn, pg, &ops[idx[0]], &mut slots.results[idx[0]], slots.touched).await?;
+        isolated(txn, mode, &ops[idx[0]], &mut slots.results[idx[0]], slots.touched).await?;
         return Ok(0);
     }
     let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &step, ops, &idx).await;
-    let grouped = if pg { guarded(txn, run).await } else { run(txn).await };
+    let grouped = if mode.savepoints { guarded(txn, run).await } else { run(txn).await };
     match grouped {
         Ok(done) => {
             for (&i, (out, t)) in idx.iter().zip(done) {
@@ -159,6 +191,7 @@ async fn run_step(
             Ok(0)
         }
         Err(e @ (Error::Busy { .. } | Error::Indeterminate(_))) => Err(e),
+        Err(e) if !mode.absorb => Err(e),
         // Each write alone again, one statement each (a write of the failed group that already ran set the
         // same values again: harmless). In submission order: of two inserts of one unique key, the first wins.
         Err(e) => {
@@ -166,7 +199,7 @@ async fn run_step(
             let mut alone = idx;
             alone.sort_unstable();
             for &i in &alone {
-                isolated(txn, pg, &ops[i], &mut slots.results[i], slots.touched).await?;
+                isolated(txn, mode, &ops[i], &mut slots.results[i], slots.touched).await?;
             }
             Ok(alone.len())
         }
@@ -212,19 +245,21 @@ async fn run_group<C: ConnectionTrait>(c: &C, step: &Step, ops: &[WriteOp], idx:
     }
 }
 
-/// Runs one write alone (in a savepoint on PostgreSQL) and records its result in `slot`. Only a busy error
-/// is returned: it aborts the attempt so the engine retries the whole batch.
+/// Runs one write alone (in a savepoint when `mode` says) and records its result in `slot`. Only a busy
+/// error is returned (and, when `mode` does not absorb them, the write's own error): it aborts the attempt.
 async fn isolated(
     txn: &sea_orm::DatabaseTransaction,
-    pg: bool,
+    mode: Mode,
     op: &WriteOp,
     slot: &mut Option<Result<WriteOutcome>>,
     touched: &mut Vec<Touched>,
 ) -> Result<()> {
-    let run = async || if pg { guarded(txn, async |c| run_one(c, op).await).await } else { run_one(txn, op).await };
+    let run = async || {
+        if mode.savepoints { guarded(txn, async |c| run_one(c, op).await).await } else { run_one(txn, op).await }
+    };
     let mut one = run().await;
     // A concurrent insert of the same unique key (another process): now it is an update.
-    if matches!((&one, op), (Err(Error::Constraint { .. }), WriteOp::Save { unique: true, .. })) {
+    if mode.absorb && matches!((&one, op), (Err(Error::Constraint { .. }), WriteOp::Save { unique: true, .. })) {
         one = run().await;
     }
     match one {
@@ -234,6 +269,7 @@ async fn isolated(
             Ok(())
         }
         Err(e @ Error::Busy { .. }) => Err(e),
+        Err(e) if !mode.absorb => Err(e),
         Err(e) => {
             *slot = Some(Err(e));
             Ok(())
