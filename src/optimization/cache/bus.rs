@@ -2,6 +2,7 @@
 //! counters other processes announce, resynchronises after every (re)subscription, and drops the
 //! in-process entries whenever the channel was lost, since messages may have been missed.
 
+use std::collections::HashMap;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +15,12 @@ use deadpool_redis::redis::aio::PubSub;
 use super::redis::{RedisTier, decode_message};
 use super::tiers::{Cache, Inner};
 use crate::core::registry::models;
+use crate::optimization::partition::STRIPES;
+
+/// Every counter a model has.
+fn all_fields() -> impl Iterator<Item = Field> {
+    [Field::All, Field::Any].into_iter().chain((0..STRIPES).map(Field::Stripe))
+}
 
 /// How often a process publishes its statistics for `botdb-admin cache stats`.
 const STATS_EVERY: Duration = Duration::from_secs(5);
@@ -46,15 +53,30 @@ async fn resync(cache: &Cache) -> bool {
             None => return false,
         }
     }
-    for (idx, g) in fresh.into_iter().enumerate() {
-        // Local counters may be ahead (local bumps): take Redis's, then drop everything keyed before.
-        inner.gens.reset_model(idx);
-        for (f, v) in g {
-            inner.gens.set(idx, f, v);
+    for (idx, (m, g)) in models().iter().zip(fresh).enumerate() {
+        // Counters never go back: a write acknowledged meanwhile raised one past the value just fetched
+        // (setting it back let a later read find an entry stored before that write), and a number used
+        // again would find entries stored under it before. Where this process is ahead of Redis (local bumps
+        // Redis never saw), Redis is raised to it; then this process raises its counters to Redis's.
+        let shared: HashMap<Field, u64> = g.into_iter().collect();
+        let ahead: Vec<(Field, u64)> = all_fields()
+            .filter_map(|f| {
+                let (local, theirs) = (inner.gens.get(idx, f), shared.get(&f).copied().unwrap_or(0));
+                (local > theirs).then(|| (f, local - theirs))
+            })
+            .collect();
+        if !ahead.is_empty() {
+            let Some(values) = r.advance(m, idx, &ahead).await else { return false };
+            for ((f, _), v) in ahead.iter().zip(values) {
+                let _ = inner.gens.raise(idx, *f, v);
+            }
+        }
+        for (f, v) in shared {
+            let _ = inner.gens.raise(idx, f, v);
         }
     }
-    // Counters may have gone back: every in-process key moves to a new epoch, after the reset, so no
-    // entry keyed before it (or by a load in flight across it) can become reachable again.
+    // Every in-process key moves to a new epoch, so no entry keyed before the resync (or by a load in
+    // flight across it, while Redis was out of reach) can become reachable again.
     inner.epoch.fetch_add(1, Ordering::AcqRel);
     inner.l1.invalidate_all();
     inner.l2.invalidate_all();

@@ -105,20 +105,6 @@ impl Generations {
     pub(crate) fn raise(&self, model: usize, field: Field, v: u64) -> u64 {
         self.at(model, field).fetch_max(v, Ordering::AcqRel)
     }
-
-    /// Sets a counter (a resync from Redis, after dropping every local entry).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
-    pub(crate) fn set(&self, model: usize, field: Field, v: u64) {
-        self.at(model, field).store(v, Ordering::Release);
-    }
-
-    /// Resets every counter of `model` to 0 before a resync.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // the Redis tier's names and resync
-    pub(crate) fn reset_model(&self, model: usize) {
-        for i in 0..FIELDS {
-            self.counters[model * FIELDS + i].store(0, Ordering::Release);
-        }
-    }
 }
 
 #[cfg(test)]

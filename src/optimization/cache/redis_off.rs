@@ -52,6 +52,10 @@ impl RedisTier {
         match *self {}
     }
 
+    pub(crate) async fn bump_many(&self, _items: &[(&ModelDef, usize, Vec<Field>)]) -> Option<Vec<Vec<u64>>> {
+        match *self {}
+    }
+
     pub(crate) async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
         match *self {}
     }

@@ -373,32 +373,44 @@ impl Cache {
         self.install_points(points).await;
     }
 
+    /// Moves the counters of everything `touched` names: with Redis, all of a batch's in one round trip (and
+    /// its announcements in one more).
     async fn bump(&self, touched: &[Touched]) {
         let inner = &self.inner;
-        for t in touched {
-            let (idx, fields) = (model_index(t.model), fields_of(t));
-            if let Some(r) = &inner.redis {
-                let before: Vec<u64> = fields.iter().map(|f| inner.gens.get(idx, *f)).collect();
-                if r.usable()
-                    && let Some(values) = r.bump(t.model, idx, &fields).await
-                {
-                    for ((f, v), b) in fields.iter().zip(values).zip(before) {
-                        // Every commit must move this process's counters past where they stood: if Redis
-                        // answered a value this process was already at (Redis is behind: a local bump it
-                        // never saw), move locally and resynchronise.
-                        let _ = inner.gens.raise(idx, *f, v);
-                        if inner.gens.get(idx, *f) <= b {
-                            inner.gens.bump(idx, *f);
-                            r.mark_desynced();
-                        }
-                    }
-                    continue;
-                }
-                // Other processes cannot learn of this write: stop using Redis until a resync.
+        let items: Vec<(&ModelDef, usize, Vec<Field>)> =
+            touched.iter().map(|t| (t.model, model_index(t.model), fields_of(t))).collect();
+        if let Some(r) = &inner.redis {
+            let before: Vec<Vec<u64>> = items
+                .iter()
+                .map(|(_, idx, fields)| fields.iter().map(|f| inner.gens.get(*idx, *f)).collect())
+                .collect();
+            let answered = if r.usable() { r.bump_many(&items).await } else { None };
+            let Some(all) = answered else {
+                // Other processes cannot learn of these writes: stop using Redis until a resync.
                 r.mark_desynced();
+                return self.bump_locally(&items);
+            };
+            for (((_, idx, fields), values), before) in items.iter().zip(all).zip(before) {
+                for ((f, v), b) in fields.iter().zip(values).zip(before) {
+                    // Every commit must move this process's counters past where they stood: if Redis
+                    // answered a value this process was already at (Redis is behind: a local bump it never
+                    // saw), move locally and resynchronise.
+                    let _ = inner.gens.raise(*idx, *f, v);
+                    if inner.gens.get(*idx, *f) <= b {
+                        inner.gens.bump(*idx, *f);
+                        r.mark_desynced();
+                    }
+                }
             }
+            return;
+        }
+        self.bump_locally(&items);
+    }
+
+    fn bump_locally(&self, items: &[(&ModelDef, usize, Vec<Field>)]) {
+        for (_, idx, fields) in items {
             for f in fields {
-                inner.gens.bump(idx, f);
+                self.inner.gens.bump(*idx, *f);
             }
         }
     }
