@@ -6,9 +6,7 @@
 //! a transaction that meets a deadlock run again). What the database itself takes on this disk, measured in
 //! the same invocation as the systems it bounds.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use botdb::sea_orm::{DatabaseConnection, DbErr, IsolationLevel, RuntimeErr, TransactionTrait};
 use botdb::{Db, Settings};
@@ -145,21 +143,12 @@ pub(crate) async fn run(
         }
     }
     let conn = Db::connect_plain(&settings.database).await?;
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max((runner::rss_mb() * 1024.0) as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let rss = runner::PeakRss::start();
     let started = Instant::now();
     let runs = lanes.iter().map(|calls| replay(&conn, calls, server));
     let results = futures_util::future::join_all(runs).await;
     let elapsed = started.elapsed();
-    sampler.abort();
+    let peak_rss_mb = rss.stop();
     let mut total = Done::default();
     for d in results {
         total.writes += d.writes;
@@ -188,6 +177,6 @@ pub(crate) async fn run(
         inserted: total.inserted.iter().sum(),
         rows_verified: verified,
         lost_writes: lost,
-        peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        peak_rss_mb,
     })
 }

@@ -21,8 +21,7 @@ mod workload;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use botdb::sea_orm::{ConnectionTrait, Database};
@@ -142,20 +141,10 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            loop {
-                peak.fetch_max((runner::rss_mb() * 1024.0) as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let rss = runner::PeakRss::start();
     let (rec, measured) = runner::run(system, shape, load, bar).await;
-    sampler.abort();
     let mut r = report::summarise(&rec, measured);
-    r.peak_rss_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    r.peak_rss_mb = rss.stop();
     if let Some(db) = &db {
         db.flush().await;
         let cs = db.cache_stats();

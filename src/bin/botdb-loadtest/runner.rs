@@ -248,3 +248,28 @@ pub(crate) fn rss_mb() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// Samples the resident set size every 100 ms while a system runs; [`PeakRss::stop`] gives the peak in MB.
+pub(crate) struct PeakRss {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub(crate) fn start() -> PeakRss {
+        let peak = Arc::new(AtomicU64::new(0));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                p.fetch_max((rss_mb() * 1024.0) as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        PeakRss { peak, task }
+    }
+
+    pub(crate) fn stop(self) -> f64 {
+        self.task.abort();
+        self.peak.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+}
