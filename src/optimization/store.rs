@@ -171,8 +171,7 @@ impl Store {
         direct: bool,
         session: Option<&SessionState>,
     ) -> Result<Ticket> {
-        op.check()?;
-        self.on_insert(&op);
+        self.admit(&op)?;
         let priority = priority.unwrap_or(op.model().priority);
         let Some(b) = self.batch().filter(|_| !direct) else {
             return Ok(Ticket::ready(self.run_direct(op).await));
@@ -214,22 +213,25 @@ impl Store {
     /// # Errors
     /// As [`Store::submit`], and the write's own error.
     pub(crate) async fn write(&self, op: WriteOp, direct: bool) -> Result<WriteOutcome> {
-        let (model, started) = (op.model().name, Instant::now());
-        let out = match self.batch().filter(|_| !direct) {
+        let (model, started) = (op.model(), Instant::now());
+        let out = match self.admit(&op) {
+            Err(e) => Err(e),
             // At once on this task when its lane is idle, else through a batch (see `BatchWriter::write`).
-            Some(b) => {
-                op.check()?;
-                self.on_insert(&op);
-                let priority = op.model().priority;
-                b.write(op, priority).await
-            }
-            None => match self.submit(op, None, direct, None).await {
-                Ok(ticket) => ticket.await,
-                Err(e) => Err(e),
+            Ok(()) => match self.batch().filter(|_| !direct) {
+                Some(b) => b.write(op, model.priority).await,
+                None => self.run_direct(op).await,
             },
         };
-        self.slow("write", model, started);
+        self.slow("write", model.name, started);
         out
+    }
+
+    /// What every write passes before it is queued or run: its parts fit its model; an insert may warm its
+    /// partition.
+    fn admit(&self, op: &WriteOp) -> Result<()> {
+        op.check()?;
+        self.on_insert(op);
+        Ok(())
     }
 
     /// One write in its own transaction: the scheduler's executor with a batch of one, then the cache's

@@ -255,10 +255,7 @@ impl Cache {
         }
         let (ttl, negative) = (inner.policy[at.model].1, inner.negative);
         let entry = match per_row {
-            Some(b) => {
-                let bytes = super::tiers::sized_bytes(rows.len(), b);
-                Entry::sized(rows, ttl, negative, bytes)
-            }
+            Some(b) => Entry::scaled(rows, ttl, negative, b),
             None => Entry::new(rows, ttl, negative),
         };
         inner.l2.insert(key.key, entry.clone()).await;

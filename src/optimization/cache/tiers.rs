@@ -54,10 +54,15 @@ impl Entry {
         Entry::sized(rows, ttl, negative, bytes)
     }
 
-    /// An entry whose byte estimate is known (a carried window: its rows are about the size of those it
-    /// replaces, and estimating 64 rows field by field at every commit was a large part of the post-commit
-    /// work).
-    pub(super) fn sized(rows: Rows, ttl: Duration, negative: Duration, bytes: usize) -> Entry {
+    /// An entry whose rows are estimated at `per_row` bytes each (a carried window: its rows are about the
+    /// size of those it replaces, and estimating 64 rows field by field at every commit was a large part of
+    /// the post-commit work).
+    pub(super) fn scaled(rows: Rows, ttl: Duration, negative: Duration, per_row: usize) -> Entry {
+        let bytes = rows.len() * per_row + ENTRY_OVERHEAD;
+        Entry::sized(rows, ttl, negative, bytes)
+    }
+
+    fn sized(rows: Rows, ttl: Duration, negative: Duration, bytes: usize) -> Entry {
         let ttl = if rows.is_empty() { negative.min(ttl) } else { ttl };
         Entry { rows, ttl, bytes: bytes.min(u32::MAX as usize) as u32 }
     }
@@ -66,11 +71,6 @@ impl Entry {
     pub(super) fn bytes_per_row(&self) -> Option<usize> {
         (!self.rows.is_empty()).then(|| (self.bytes as usize).saturating_sub(ENTRY_OVERHEAD) / self.rows.len())
     }
-}
-
-/// The byte estimate of `rows` rows at `per_row` bytes each, with the entry's overhead.
-pub(super) fn sized_bytes(rows: usize, per_row: usize) -> usize {
-    rows * per_row + ENTRY_OVERHEAD
 }
 
 struct TtlExpiry {
