@@ -91,10 +91,20 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
     let acker = {
         let (s, handed) = (s.clone(), handed.clone());
         let task = async move {
-            while let Some(done) = rx.recv().await {
-                acknowledge(&s, done).await;
-                s.lanes[lane].acknowledged();
-                handed.fetch_sub(1, Ordering::AcqRel);
+            while let Some(first) = rx.recv().await {
+                // Batches that committed while the last group was being acknowledged are acknowledged
+                // together: one pass of cache work (one Redis round trip) for all of them, so acknowledging
+                // never falls behind committing.
+                let mut group = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    group.push(more);
+                }
+                let n = group.len();
+                acknowledge_all(&s, group).await;
+                for _ in 0..n {
+                    s.lanes[lane].acknowledged();
+                }
+                handed.fetch_sub(n, Ordering::AcqRel);
             }
         };
         match callers {
@@ -152,10 +162,10 @@ pub(crate) fn merge(touched: Vec<Touched>) -> Vec<Touched> {
     by_model.into_iter().flatten().collect()
 }
 
-/// What the committed writes of a batch did, for the cache to replay on recent-history windows.
-pub(crate) fn window_edits(ops: &[WriteOp], results: &[Result<WriteOutcome>]) -> WindowEdits {
+/// What the committed writes of batches did (in commit order), for the cache to replay on cached entries.
+fn window_edits<'a>(done: impl Iterator<Item = (&'a WriteOp, &'a Result<WriteOutcome>)>) -> WindowEdits {
     let mut edits = WindowEdits::default();
-    for (op, r) in ops.iter().zip(results) {
+    for (op, r) in done {
         match (op, r) {
             // A failed write changed nothing.
             (_, Err(_)) => {}
@@ -219,17 +229,41 @@ pub(super) async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Execu
 
 /// After COMMIT: makes stale cache entries unreachable (and carries windows), then resolves the tickets.
 pub(super) async fn acknowledge(s: &Shared, done: Executed) {
-    let Executed { ops, waiters, outcome, elapsed, lingered } = done;
+    acknowledge_all(s, vec![done]).await;
+}
+
+/// [`acknowledge`] for batches of one lane in commit order, with one pass of cache work for all of them.
+async fn acknowledge_all(s: &Shared, group: Vec<Executed>) {
+    let c = &s.stats;
+    let committed: Vec<&executor::BatchResult> = group.iter().filter_map(|d| d.outcome.as_ref().ok()).collect();
+    if !committed.is_empty() {
+        // Committed: make stale cache entries unreachable before anyone hears `Ok`.
+        let invalidating = std::time::Instant::now();
+        let touched = merge(committed.iter().flat_map(|b| b.touched.iter().cloned()).collect());
+        let done = group.iter().filter(|d| d.outcome.is_ok());
+        let edits = window_edits(done.flat_map(|d| {
+            let results = d.outcome.as_ref().map(|b| b.results.as_slice()).unwrap_or_default();
+            d.ops.iter().zip(results)
+        }));
+        s.cache.committed(&touched, Some(&edits)).await;
+        let invalidated = invalidating.elapsed();
+        c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
+        metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());
+    }
+    for done in group {
+        answer(s, done);
+    }
+    *lock(&s.last_flush) = Some(std::time::Instant::now());
+    s.done.notify_waiters();
+}
+
+/// Counts a batch whose cache work is done and resolves its tickets.
+fn answer(s: &Shared, done: Executed) {
+    let Executed { waiters, outcome, elapsed, lingered, .. } = done;
     let n = waiters.len();
     let c = &s.stats;
     match outcome {
-        Ok(executor::BatchResult { results, touched, isolated }) => {
-            // Committed: make stale cache entries unreachable before anyone hears `Ok`.
-            let invalidating = std::time::Instant::now();
-            s.cache.committed(&merge(touched), Some(&window_edits(&ops, &results))).await;
-            let invalidated = invalidating.elapsed();
-            c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
-            metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());
+        Ok(executor::BatchResult { results, isolated, .. }) => {
             c.isolated_writes.fetch_add(isolated as u64, Ordering::Relaxed);
             metrics::counter!(crate::utils::metrics::BATCH_ISOLATED_WRITES_TOTAL).increment(isolated as u64);
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
@@ -266,6 +300,4 @@ pub(super) async fn acknowledge(s: &Shared, done: Executed) {
             }
         }
     }
-    *lock(&s.last_flush) = Some(std::time::Instant::now());
-    s.done.notify_waiters();
 }

@@ -248,30 +248,28 @@ impl RedisTier {
         self.bump_many(&[(model, model_idx, fields.to_vec())]).await.and_then(|mut v| v.pop())
     }
 
-    /// [`RedisTier::bump`] for the models of one batch at once: every counter raised in one round trip,
-    /// every announcement published in a second one (two models used to cost four).
+    /// [`RedisTier::bump`] for the models of one batch at once: every counter raised and every
+    /// announcement published in one round trip (a script, so no process sees a counter move before its
+    /// announcement is on the channel).
     pub(super) async fn bump_many(&self, items: &[(&ModelDef, usize, Vec<Field>)]) -> Option<Vec<Vec<u64>>> {
-        let mut pipe = redis::pipe();
-        for (model, _, fields) in items {
-            let key = self.gens_key(model);
+        let mut call = BUMP.prepare_invoke();
+        call.arg(self.channel());
+        for (model, model_idx, fields) in items {
+            call.key(self.gens_key(model)).arg(*model_idx).arg(fields.len());
             for f in fields {
-                pipe.cmd("HINCRBY").arg(&key).arg(f.name()).arg(1);
+                call.arg(f.name());
             }
         }
-        let values: Vec<u64> = self.run(|mut c| async move { pipe.query_async::<Vec<u64>>(&mut c).await }).await?;
-        let (channel, mut values) = (self.channel(), values.into_iter());
-        let mut publish = redis::pipe();
+        let values: Vec<u64> = self.run(|mut c| async move { call.invoke_async::<Vec<u64>>(&mut c).await }).await?;
+        let mut values = values.into_iter();
         let mut out = Vec::with_capacity(items.len());
-        for (_, model_idx, fields) in items {
+        for (_, _, fields) in items {
             let got: Vec<u64> = values.by_ref().take(fields.len()).collect();
             if got.len() != fields.len() {
                 return None;
             }
-            let msg = encode_gens(*model_idx, fields.iter().copied().zip(got.iter().copied()));
-            publish.cmd("PUBLISH").arg(&channel).arg(msg).ignore();
             out.push(got);
         }
-        let _: Option<()> = self.run(|mut c| async move { publish.query_async::<()>(&mut c).await }).await;
         Some(out)
     }
 
@@ -327,6 +325,27 @@ fn decode(raw: &[u8]) -> Option<Vec<Row>> {
     Some(rows)
 }
 
+/// Raises each listed counter by one and publishes `g <model> <field>=<value> …` per model (the format
+/// [`encode_gens`] writes). KEYS: one counter hash per model; ARGV: the channel, then per model its index,
+/// its field count and the fields. Returns the new values in order.
+static BUMP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"local a, out = 2, {}
+for k = 1, #KEYS do
+  local msg, n = 'g ' .. ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, n do
+    local v = redis.call('HINCRBY', KEYS[k], ARGV[a], 1)
+    out[#out + 1] = v
+    msg = msg .. ' ' .. ARGV[a] .. '=' .. v
+    a = a + 1
+  end
+  redis.call('PUBLISH', ARGV[1], msg)
+end
+return out",
+    )
+});
+
 /// `g <model> <field>=<value> …`
 pub(super) fn encode_gens(model_idx: usize, fields: impl Iterator<Item = (Field, u64)>) -> String {
     let mut s = format!("g {model_idx}");
@@ -348,7 +367,7 @@ pub(super) fn decode_message(msg: &str) -> Option<Option<Announced>> {
     if parts.next()? != "g" {
         return None;
     }
-    let model: usize = parts.next()?.parse().ok().filter(|&m| m < 25)?;
+    let model: usize = parts.next()?.parse().ok().filter(|&m| m < crate::core::registry::models().len())?;
     let mut fields = vec![];
     for p in parts {
         let (f, v) = p.split_once('=')?;
