@@ -387,12 +387,14 @@ pub async fn update_grouped<C: ConnectionTrait>(
         }
     }
     let keys: Vec<_> = items.iter().map(|(k, _)| *k).collect();
-    keyed_returning(conn, q, model, key, &keys, partition, max).await
+    let done = keyed_returning(conn, q, model, (key, None), &keys, partition, max).await?;
+    Ok((done.counts, done.partitions))
 }
 
 /// Integer increments of column `col` by key (`col = col + CASE WHEN key = k THEN delta … ELSE 0 END WHERE
-/// key IN (…) RETURNING key[, partition]`; SQLite, PostgreSQL), one item per distinct key. Returns the rows
-/// matched per item and the partition values touched (`None`: more than `max`).
+/// key IN (…) RETURNING key, col[, partition]`; SQLite, PostgreSQL), one item per distinct key. Returns the
+/// rows matched per item, the partition values touched (`None`: more than `max`) and, per item matching
+/// exactly one row, the column's value after the increment.
 ///
 /// # Errors
 /// [`Error::Database`].
@@ -404,9 +406,9 @@ pub async fn increment_grouped<C: ConnectionTrait>(
     items: &[(&crate::core::value::Cell, i64)],
     partition: Option<usize>,
     max: usize,
-) -> Result<(Vec<u64>, Option<Vec<Value>>)> {
+) -> Result<Keyed> {
     let backend = conn.get_database_backend();
-    let Some(first) = items.first() else { return Ok((vec![], Some(vec![]))) };
+    let Some(first) = items.first() else { return Ok(Keyed::default()) };
     let (kc, c) = (model.col(key), model.col(col));
     let arm = |(k, d): &(&crate::core::value::Cell, i64)| {
         (Expr::col(Alias::new(kc.name)).eq(k.to_sql(kc.kind, backend)), Expr::val(*d))
@@ -421,39 +423,55 @@ pub async fn increment_grouped<C: ConnectionTrait>(
     q.table(Alias::new(model.table))
         .value(Alias::new(c.name), Expr::col(Alias::new(c.name)).add(case.finally(Expr::val(0))));
     let keys: Vec<_> = items.iter().map(|(k, _)| *k).collect();
-    keyed_returning(conn, q, model, key, &keys, partition, max).await
+    keyed_returning(conn, q, model, (key, Some(col)), &keys, partition, max).await
 }
 
-/// Restricts `q` to rows whose `key` is one of `keys`, runs it with `RETURNING key[, partition]`, and counts
-/// the rows returned per key.
+/// What a statement restricted to keys answered.
+#[derive(Debug, Default)]
+pub struct Keyed {
+    /// Rows matched per key.
+    pub counts: Vec<u64>,
+    /// The partition values of the rows it changed (`None`: more than asked for).
+    pub partitions: Option<Vec<Value>>,
+    /// Per key matching exactly one row, the returned column's value (empty when none was asked for).
+    pub values: Vec<Option<Value>>,
+}
+
+/// Restricts `q` to rows whose `key.0` is one of `keys`, runs it with `RETURNING key[, key.1][, partition]`,
+/// and counts the rows returned per key.
 async fn keyed_returning<C: ConnectionTrait>(
     conn: &C,
     mut q: sea_orm::sea_query::UpdateStatement,
     model: &'static ModelDef,
-    key: usize,
+    (key, value): (usize, Option<usize>),
     keys: &[&crate::core::value::Cell],
     partition: Option<usize>,
     max: usize,
-) -> Result<(Vec<u64>, Option<Vec<Value>>)> {
+) -> Result<Keyed> {
     let backend = conn.get_database_backend();
     let kc = model.col(key);
     let in_list: Vec<_> = keys.iter().map(|k| k.to_sql(kc.kind, backend)).collect();
     q.and_where(Expr::col(Alias::new(kc.name)).is_in(in_list));
-    // One RETURNING clause with both columns (`returning_col` twice would keep only the last).
-    let mut returned = vec![Alias::new(kc.name)];
-    if let Some(p) = partition {
-        returned.push(Alias::new(model.col(p).name));
-    }
+    // One RETURNING clause with every column (`returning_col` twice would keep only the last).
+    let extra: Vec<usize> = value.into_iter().chain(partition).collect();
+    let returned: Vec<Alias> =
+        std::iter::once(key).chain(extra.iter().copied()).map(|i| Alias::new(model.col(i).name)).collect();
     q.returning(Query::returning().columns(returned));
     let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
-    let mut per_key: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut per_key: std::collections::HashMap<String, (u64, Option<Value>)> = std::collections::HashMap::new();
     let mut parts: Vec<Value> = Vec::new();
     let mut overflow = false;
     for r in &rows {
         let k = crate::core::value::decode(r, 0, kc, backend)?;
-        *per_key.entry(k.to_string()).or_default() += 1;
+        let v = match value {
+            Some(c) => Some(crate::core::value::decode(r, 1, model.col(c), backend)?),
+            None => None,
+        };
+        let slot = per_key.entry(k.to_string()).or_default();
+        slot.0 += 1;
+        slot.1 = v;
         if let Some(p) = partition {
-            let v = crate::core::value::decode(r, 1, model.col(p), backend)?;
+            let v = crate::core::value::decode(r, extra.len(), model.col(p), backend)?;
             if !parts.contains(&v) {
                 if parts.len() == max {
                     overflow = true;
@@ -463,6 +481,13 @@ async fn keyed_returning<C: ConnectionTrait>(
             }
         }
     }
-    let counts = keys.iter().map(|k| per_key.get(&k.to_json().to_string()).copied().unwrap_or(0)).collect();
-    Ok((counts, (!overflow).then_some(parts)))
+    let mut done = Keyed { partitions: (!overflow).then_some(parts), ..Keyed::default() };
+    for k in keys {
+        let (n, v) = per_key.get(&k.to_json().to_string()).cloned().unwrap_or_default();
+        done.counts.push(n);
+        if value.is_some() {
+            done.values.push(if n == 1 { v } else { None });
+        }
+    }
+    Ok(done)
 }

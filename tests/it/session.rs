@@ -288,8 +288,8 @@ async fn history_checker_with_redis() {
     t.close().await;
 }
 
-/// Write-through: the read right after a create, an update or a save of a row, by one of its keys, is
-/// answered from the cache (and is what the database holds).
+/// Write-through: the read right after a create, an update, a save or an increment of a row, by one of its
+/// keys, is answered from the cache (and is what the database holds).
 async fn a_read_right_after_a_write_is_a_hit(t: &TestDb) {
     let db = &t.db;
     let loads = || db.cache_stats().database_loads;
@@ -321,6 +321,21 @@ async fn a_read_right_after_a_write_is_a_hit(t: &TestDb) {
     let a = db.find_one("ActionRecords", &json!({"action_id": "a1"}), &[]).await.unwrap().unwrap();
     assert_eq!(a["chat_id"], json!("c"));
     assert_eq!(loads(), before, "a negative entry filled by the insert");
+    // An increment by a key that holds one row (an image's counter): the entry holds the value it left
+    // (SQLite and PostgreSQL return it; MySQL has no `RETURNING`, so there the entry is only invalidated).
+    let image = json!({"image_id": "i1", "emoji_hash": "h1", "description": "d", "path": "p", "count": 1,
+        "timestamp": 1.0, "type": "emoji"});
+    db.create("Images", &image).await.unwrap();
+    assert_eq!(db.find_one("Images", &json!({"emoji_hash": "h1"}), &[]).await.unwrap().unwrap()["count"], json!(1));
+    for expected in [2, 3] {
+        let before = loads();
+        assert_eq!(db.increment("Images", &json!({"emoji_hash": "h1"}), "count", &json!(1)).await.unwrap(), 1);
+        let i = db.find_one("Images", &json!({"emoji_hash": "h1"}), &[]).await.unwrap().unwrap();
+        assert_eq!(i["count"], json!(expected));
+        if t.backend != crate::helpers::Backend::Mysql {
+            assert_eq!(loads(), before, "a read right after an increment hits");
+        }
+    }
     // And the entries equal what the database holds.
     let fresh = db.reader();
     let rows = botdb::testing::exec::select(

@@ -19,7 +19,7 @@ use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
 use super::ops::{Progress, Stage, WriteOp, WriteOutcome};
-use super::plan::{Step, plan};
+use super::plan::{Step, increment_key, plan};
 
 /// What one committed batch answers.
 #[derive(Debug)]
@@ -30,6 +30,9 @@ pub struct BatchResult {
     pub touched: Vec<Touched>,
     /// Writes that ran alone because the grouped statement holding them failed (a poisoned row).
     pub isolated: usize,
+    /// Per write: for an increment whose key matched exactly one row, the column's value after the
+    /// batch's increments of that key (what the cache writes through); `None` otherwise.
+    pub after: Vec<Option<Cell>>,
 }
 
 /// The index order of a row: its partition (chat, …), then its time.
@@ -98,11 +101,12 @@ async fn in_transaction(
                 let backend = txn.get_database_backend();
                 let mut results: Vec<Option<Result<WriteOutcome>>> = (0..ops.len()).map(|_| None).collect();
                 let mut touched = Vec::new();
+                let mut after: Vec<Option<Cell>> = vec![None; ops.len()];
                 let mut isolated_writes = 0;
                 for step in plan(&ops, backend != DbBackend::MySql, backend == DbBackend::MySql) {
                     let started = std::time::Instant::now();
                     let (kind, members) = (step.kind(), step.members().len());
-                    let mut slots = Slots { results: &mut results, touched: &mut touched };
+                    let mut slots = Slots { results: &mut results, touched: &mut touched, after: &mut after };
                     isolated_writes += run_step(txn, mode, &ops, step, &mut slots).await?;
                     tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
@@ -115,7 +119,7 @@ async fn in_transaction(
                     .into_iter()
                     .map(|r| r.unwrap_or_else(|| Err(Error::internal("a write of the batch was not planned"))))
                     .collect();
-                Ok(BatchResult { results, touched, isolated: isolated_writes })
+                Ok(BatchResult { results, touched, isolated: isolated_writes, after })
             })
         })
         .await
@@ -142,14 +146,15 @@ async fn execute_alone(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchR
         })
         .await;
     let model = ops[0].model();
-    let answer = |result, touched| Ok(BatchResult { results: vec![result], touched, isolated: 0 });
+    let answer =
+        |result, touched, after| Ok(BatchResult { results: vec![result], touched, isolated: 0, after: vec![after] });
     match one {
-        Ok((out, touched)) => answer(Ok(out), touched),
+        Ok((out, touched, after)) => answer(Ok(out), touched, after),
         Err(e @ Error::Busy { .. }) => Err(e),
-        Err(e @ Error::Constraint { .. }) => answer(Err(e), Vec::new()),
+        Err(e @ Error::Constraint { .. }) => answer(Err(e), Vec::new(), None),
         Err(e) => {
             let everything = vec![Touched { model, reach: Reach::Everything }];
-            answer(Err(Error::Indeterminate(format!("the write's own commit may have failed: {e}"))), everything)
+            answer(Err(Error::Indeterminate(format!("the write's own commit may have failed: {e}"))), everything, None)
         }
     }
 }
@@ -158,6 +163,7 @@ async fn execute_alone(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchR
 struct Slots<'a> {
     results: &'a mut [Option<Result<WriteOutcome>>],
     touched: &'a mut Vec<Touched>,
+    after: &'a mut [Option<Cell>],
 }
 
 /// Runs one planned step; returns how many writes had to be isolated because their group failed. Only a
@@ -177,16 +183,19 @@ async fn run_step(
     };
     // One write (or a lone update, increment or upsert): its own statement(s).
     if idx.len() == 1 && !matches!(step, Step::Inserts(_)) || matches!(step, Step::One(_)) {
-        isolated(txn, mode, &ops[idx[0]], &mut slots.results[idx[0]], slots.touched).await?;
+        isolated(txn, mode, &ops[idx[0]], idx[0], slots).await?;
         return Ok(0);
     }
     let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &step, ops, &idx).await;
     let grouped = if mode.savepoints { guarded(txn, run).await } else { run(txn).await };
     match grouped {
-        Ok(done) => {
+        Ok((done, after)) => {
             for (&i, (out, t)) in idx.iter().zip(done) {
                 slots.touched.extend(t);
                 slots.results[i] = Some(out);
+            }
+            for (&i, a) in idx.iter().zip(after) {
+                slots.after[i] = a;
             }
             Ok(0)
         }
@@ -199,7 +208,7 @@ async fn run_step(
             let mut alone = idx;
             alone.sort_unstable();
             for &i in &alone {
-                isolated(txn, mode, &ops[i], &mut slots.results[i], slots.touched).await?;
+                isolated(txn, mode, &ops[i], i, slots).await?;
             }
             Ok(alone.len())
         }
@@ -215,9 +224,15 @@ fn in_index_order(ops: &[WriteOp], mut idx: Vec<usize>) -> Vec<usize> {
     idx
 }
 
-/// The writes `idx` of one group in shared statements: each write's answer and what it touched.
-async fn run_group<C: ConnectionTrait>(c: &C, step: &Step, ops: &[WriteOp], idx: &[usize]) -> Result<Vec<Saved>> {
-    let counts = |(counts, t): (Vec<u64>, Touched)| -> Vec<Saved> {
+/// The writes `idx` of one group in shared statements: each write's answer and what it touched, and for
+/// increments the values they left (see [`BatchResult::after`]; empty for other groups).
+async fn run_group<C: ConnectionTrait>(
+    c: &C,
+    step: &Step,
+    ops: &[WriteOp],
+    idx: &[usize],
+) -> Result<(Vec<Saved>, Vec<Option<Cell>>)> {
+    let counts = |counts: Vec<u64>, t: Touched| -> Vec<Saved> {
         // The group's reach goes with its first write (the batch merges them anyway).
         let mut t = Some(t);
         counts.into_iter().map(|n| (Ok(WriteOutcome::Count(n)), t.take().into_iter().collect())).collect()
@@ -229,30 +244,31 @@ async fn run_group<C: ConnectionTrait>(c: &C, step: &Step, ops: &[WriteOp], idx:
                 .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
                 .collect();
             let done = exec::insert_many(c, &rows).await?;
-            Ok(idx
+            let saved = idx
                 .iter()
                 .zip(done)
                 .map(|(&i, row)| {
                     let t = inserted(ops[i].model(), &row);
                     (Ok(WriteOutcome::Row(row)), vec![t])
                 })
-                .collect())
+                .collect();
+            Ok((saved, Vec::new()))
         }
-        Step::Updates(_) => run_updates(c, ops, idx).await.map(counts),
-        Step::Increments(_) => run_increments(c, ops, idx).await.map(counts),
-        Step::Saves(_) => run_saves(c, ops, idx).await,
+        Step::Updates(_) => run_updates(c, ops, idx).await.map(|(n, t)| (counts(n, t), Vec::new())),
+        Step::Increments(_) => run_increments(c, ops, idx).await.map(|(n, t, after)| (counts(n, t), after)),
+        Step::Saves(_) => Ok((run_saves(c, ops, idx).await?, Vec::new())),
         Step::One(i) => Err(Error::internal(format!("write {i} is not a group"))),
     }
 }
 
-/// Runs one write alone (in a savepoint when `mode` says) and records its result in `slot`. Only a busy
+/// Runs write `i` alone (in a savepoint when `mode` says) and records its result in `slots`. Only a busy
 /// error is returned (and, when `mode` does not absorb them, the write's own error): it aborts the attempt.
 async fn isolated(
     txn: &sea_orm::DatabaseTransaction,
     mode: Mode,
     op: &WriteOp,
-    slot: &mut Option<Result<WriteOutcome>>,
-    touched: &mut Vec<Touched>,
+    i: usize,
+    slots: &mut Slots<'_>,
 ) -> Result<()> {
     let run = async || {
         if mode.savepoints { guarded(txn, async |c| run_one(c, op).await).await } else { run_one(txn, op).await }
@@ -263,15 +279,16 @@ async fn isolated(
         one = run().await;
     }
     match one {
-        Ok((out, t)) => {
-            touched.extend(t);
-            *slot = Some(Ok(out));
+        Ok((out, t, after)) => {
+            slots.touched.extend(t);
+            slots.results[i] = Some(Ok(out));
+            slots.after[i] = after;
             Ok(())
         }
         Err(e @ Error::Busy { .. }) => Err(e),
         Err(e) if !mode.absorb => Err(e),
         Err(e) => {
-            *slot = Some(Err(e));
+            slots.results[i] = Some(Err(e));
             Ok(())
         }
     }
@@ -295,8 +312,21 @@ where
     }
 }
 
-/// One non-grouped write.
-async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcome, Vec<Touched>)> {
+/// One non-grouped write: its answer, what it touched and, for an increment, the value it left (see
+/// [`BatchResult::after`]).
+async fn run_one<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcome, Vec<Touched>, Option<Cell>)> {
+    // An increment by one key where `RETURNING` exists: the grouped statement's shape with one arm, which
+    // also returns the value it left.
+    if increment_key(op).is_some() && c.get_database_backend() != DbBackend::MySql {
+        let (n, t, after) = run_increments(c, std::slice::from_ref(op), &[0]).await?;
+        return Ok((WriteOutcome::Count(n[0]), vec![t], after.into_iter().next().flatten()));
+    }
+    let (out, touched) = run_other(c, op).await?;
+    Ok((out, touched, None))
+}
+
+/// [`run_one`] for everything but increments by one key.
+async fn run_other<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutcome, Vec<Touched>)> {
     match op {
         WriteOp::Insert(row) => {
             let r = exec::insert(c, row).await?;

@@ -77,14 +77,14 @@ pub(super) async fn run_updates<C: ConnectionTrait>(
     Ok((counts, reach_of_groups(model, parts)))
 }
 
+/// What a group of increments answered: rows matched per increment, what the group touched, and per
+/// increment whose key matched exactly one row, the column's value after the group (for write-through).
+pub(super) type Incremented = (Vec<u64>, Touched, Vec<Option<Cell>>);
+
 /// A group of integer increments of one column by one key column: the deltas of a key summed, one `CASE`
 /// arm per key, in statements of at most [`GROUP_CHUNK`] keys. Each increment answers the rows its key
 /// matched, as it would alone.
-pub(super) async fn run_increments<C: ConnectionTrait>(
-    c: &C,
-    ops: &[WriteOp],
-    idx: &[usize],
-) -> Result<(Vec<u64>, Touched)> {
+pub(super) async fn run_increments<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &[usize]) -> Result<Incremented> {
     let WriteOp::Increment { model, filter, column, .. } = &ops[idx[0]] else {
         return Err(Error::internal("a grouped increment holds a write that is not an increment"));
     };
@@ -111,13 +111,19 @@ pub(super) async fn run_increments<C: ConnectionTrait>(
         }
     }
     let p = model.partition;
-    let (mut per_key, mut parts) = (Vec::with_capacity(sums.len()), Vec::new());
+    let (mut per_key, mut after, mut parts) = (Vec::with_capacity(sums.len()), Vec::new(), Vec::new());
     for chunk in sums.chunks(GROUP_CHUNK) {
-        let (n, vs) = exec::increment_grouped(c, model, key, *column, &padded(chunk.to_vec()), p, 64).await?;
-        per_key.extend_from_slice(&n[..chunk.len()]);
-        parts.push(vs);
+        let done = exec::increment_grouped(c, model, key, *column, &padded(chunk.to_vec()), p, 64).await?;
+        per_key.extend_from_slice(&done.counts[..chunk.len()]);
+        for v in done.values.into_iter().take(chunk.len()) {
+            // A value the database returned decodes; one that does not only forgoes the write-through.
+            after.push(v.and_then(|v| Cell::from_json(model, model.col(*column), &v).ok()));
+        }
+        parts.push(done.partitions);
     }
-    Ok((pos.into_iter().map(|at| per_key[at]).collect(), reach_of_groups(model, parts)))
+    let counts = pos.iter().map(|&at| per_key[at]).collect();
+    let after = pos.iter().map(|&at| after.get(at).cloned().flatten()).collect();
+    Ok((counts, reach_of_groups(model, parts), after))
 }
 
 /// Cuts `items` into runs of about [`GROUP_CHUNK`] items (longer when a key repeats later), never

@@ -89,16 +89,22 @@ fn group_of(op: &WriteOp, group_updates: bool) -> Option<Group> {
     match op {
         WriteOp::Insert(r) if r.explicit_id().is_none() => Some(Group::Insert(model_index(r.model))),
         WriteOp::Update { .. } if group_updates => group_shape(op).map(Group::Update),
-        WriteOp::Increment { model, filter, column, delta: Cell::Int(_) } if group_updates => {
-            let (key, _) = single_key(filter)?;
-            (key != *column && model.col(*column).kind == Kind::Int)
-                .then(|| Group::Increment(model_index(model), key, *column))
+        WriteOp::Increment { model, column, .. } if group_updates => {
+            increment_key(op).map(|key| Group::Increment(model_index(model), key, *column))
         }
         WriteOp::Save { model, key, .. } if group_updates => {
             single_key(key).map(|(col, _)| Group::Save(model_index(model), col))
         }
         _ => None,
     }
+}
+
+/// The key column of an integer increment of an integer column by one key equality (the shape grouped
+/// increments take), if it is one.
+pub(crate) fn increment_key(op: &WriteOp) -> Option<usize> {
+    let WriteOp::Increment { model, filter, column, delta: Cell::Int(_) } = op else { return None };
+    let (key, _) = single_key(filter)?;
+    (key != *column && model.col(*column).kind == Kind::Int).then_some(key)
 }
 
 /// The key value of an upsert.

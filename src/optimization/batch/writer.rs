@@ -10,8 +10,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::core::data::Changes;
 use crate::core::engine::Engine;
 use crate::core::registry::{model_index, models};
+use crate::core::value::Cell;
 use crate::optimization::cache::WindowEdits;
 use crate::optimization::partition::{Reach, Touched};
 use crate::utils::error::{Error, Result};
@@ -162,17 +164,25 @@ pub(crate) fn merge(touched: Vec<Touched>) -> Vec<Touched> {
     by_model.into_iter().flatten().collect()
 }
 
-/// What the committed writes of batches did (in commit order), for the cache to replay on cached entries.
-fn window_edits<'a>(done: impl Iterator<Item = (&'a WriteOp, &'a Result<WriteOutcome>)>) -> WindowEdits {
+/// What the committed writes of batches did (in commit order), for the cache to replay on cached entries:
+/// (write, its result, the value an increment left).
+fn window_edits<'a>(
+    done: impl Iterator<Item = ((&'a WriteOp, &'a Result<WriteOutcome>), &'a Option<Cell>)>,
+) -> WindowEdits {
     let mut edits = WindowEdits::default();
-    for (op, r) in done {
-        match (op, r) {
+    for ((op, r), after) in done {
+        match (op, r, after) {
             // A failed write changed nothing.
-            (_, Err(_)) => {}
-            (WriteOp::Insert(_), Ok(WriteOutcome::Row(row))) => edits.insert(op.model(), Arc::new(row.clone())),
-            (WriteOp::Update { filter, changes }, Ok(_)) => edits.update(filter, changes),
-            (WriteOp::Save { .. }, Ok(WriteOutcome::Row(row))) => edits.saved(op.model(), Arc::new(row.clone())),
-            (_, Ok(_)) => edits.opaque(op.model()),
+            (_, Err(_), _) => {}
+            (WriteOp::Insert(_), Ok(WriteOutcome::Row(row)), _) => edits.insert(op.model(), Arc::new(row.clone())),
+            (WriteOp::Update { filter, changes }, Ok(_), _) => edits.update(filter, changes),
+            (WriteOp::Save { .. }, Ok(WriteOutcome::Row(row)), _) => edits.saved(op.model(), Arc::new(row.clone())),
+            // An increment that left one row's value: replayed as setting that value, which (unlike adding
+            // the delta again) is idempotent.
+            (WriteOp::Increment { model, filter, column, .. }, Ok(_), Some(v)) => {
+                edits.update(filter, &Changes { model, sets: vec![(*column, v.clone())] });
+            }
+            (_, Ok(_), _) => edits.opaque(op.model()),
         }
     }
     edits
@@ -242,8 +252,9 @@ async fn acknowledge_all(s: &Shared, group: Vec<Executed>) {
         let touched = merge(committed.iter().flat_map(|b| b.touched.iter().cloned()).collect());
         let done = group.iter().filter(|d| d.outcome.is_ok());
         let edits = window_edits(done.flat_map(|d| {
-            let results = d.outcome.as_ref().map(|b| b.results.as_slice()).unwrap_or_default();
-            d.ops.iter().zip(results)
+            let (results, after) =
+                d.outcome.as_ref().map(|b| (b.results.as_slice(), b.after.as_slice())).unwrap_or_default();
+            d.ops.iter().zip(results).zip(after)
         }));
         s.cache.committed(&touched, Some(&edits)).await;
         let invalidated = invalidating.elapsed();

@@ -6,12 +6,15 @@
 //! - a committed row (an insert, or the row a save left) replaces the entry's row of the same id, fills a
 //!   negative entry, and, for a unique column (not `id`), becomes the entry even where none was cached (the
 //!   database holds exactly that row for the key);
-//! - an update by the key applies its changes to the cached row.
+//! - an update by the key applies its changes to the cached row;
+//! - an increment by a key that matched one row sets the value the database returned for it (SQLite and
+//!   PostgreSQL: `RETURNING`), which is an update like any other.
 //!
 //! Exactness as for windows: installed only when the generations moved by exactly this commit's bump, and
 //! only with edits that are idempotent (rows carry their id, updates set values), so an entry loaded after
-//! COMMIT and before the bump is edited into the same answer. Increments and deletes only invalidate (an
-//! increment replayed on an entry that already holds it would count twice).
+//! COMMIT and before the bump is edited into the same answer. Deletes, and increments whose result is not
+//! known (MySQL, several rows per key, a float delta), only invalidate: adding a delta again to an entry that
+//! already holds it would count twice.
 
 use std::sync::Arc;
 
