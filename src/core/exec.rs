@@ -352,7 +352,8 @@ pub enum UpdateSet<'a> {
 
 /// Several updates that each set the same columns on the rows whose `key` column equals their own value, in
 /// one statement: `UPDATE … SET c = CASE WHEN key = k THEN v … ELSE c END WHERE key IN (…) RETURNING key[,
-/// partition]` (SQLite, PostgreSQL). Later items win where keys repeat, as if run in order. Returns the rows
+/// partition]` (SQLite, PostgreSQL; on MySQL a locking `SELECT key[, partition] … FOR UPDATE` of the same
+/// keys, then the `UPDATE`). Later items win where keys repeat, as if run in order. Returns the rows
 /// matched per item and the partition values touched (`None`: more than `max`).
 ///
 /// # Errors
@@ -392,7 +393,8 @@ pub async fn update_grouped<C: ConnectionTrait>(
 }
 
 /// Integer increments of column `col` by key (`col = col + CASE WHEN key = k THEN delta … ELSE 0 END WHERE
-/// key IN (…) RETURNING key, col[, partition]`; SQLite, PostgreSQL), one item per distinct key. Returns the
+/// key IN (…) RETURNING key, col[, partition]`; on MySQL as in [`update_grouped`], without the values), one
+/// item per distinct key. Returns the
 /// rows matched per item, the partition values touched (`None`: more than `max`) and, per item matching
 /// exactly one row, the column's value after the increment.
 ///
@@ -426,6 +428,42 @@ pub async fn increment_grouped<C: ConnectionTrait>(
     keyed_returning(conn, q, model, (key, Some(col)), &keys, partition, max).await
 }
 
+/// MySQL compares text by its collation (case, trailing spaces): rows found by a grouped statement's keys
+/// are counted per key only when no two keys could be equal there and every row's key is byte-equal to
+/// one asked for; otherwise the group must run write by write (an error here makes the executor isolate
+/// it, before anything was changed).
+fn mysql_keys_are_exact(
+    model: &ModelDef,
+    kc: &crate::core::registry::ColumnDef,
+    keys: &[&crate::core::value::Cell],
+    rows: &[sea_orm::QueryResult],
+) -> Result<()> {
+    if kc.kind != crate::core::registry::Kind::Text {
+        return Ok(());
+    }
+    let not_exact = || Error::Database {
+        op: "update",
+        message: format!("{}: grouped keys of {} not exact under the collation", model.name, kc.name),
+    };
+    let mut folded: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for k in keys {
+        let crate::core::value::Cell::Text(t) = k else { return Err(not_exact()) };
+        if !t.is_ascii() {
+            return Err(not_exact());
+        }
+        if *folded.entry(t.trim_end().to_ascii_lowercase()).or_insert(t) != t.as_str() {
+            return Err(not_exact());
+        }
+    }
+    for r in rows {
+        let k = crate::core::value::decode(r, 0, kc, DbBackend::MySql)?;
+        if !k.as_str().is_some_and(|k| folded.values().any(|t| *t == k)) {
+            return Err(not_exact());
+        }
+    }
+    Ok(())
+}
+
 /// What a statement restricted to keys answered.
 #[derive(Debug, Default)]
 pub struct Keyed {
@@ -451,13 +489,27 @@ async fn keyed_returning<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     let kc = model.col(key);
     let in_list: Vec<_> = keys.iter().map(|k| k.to_sql(kc.kind, backend)).collect();
-    q.and_where(Expr::col(Alias::new(kc.name)).is_in(in_list));
-    // One RETURNING clause with every column (`returning_col` twice would keep only the last).
+    q.and_where(Expr::col(Alias::new(kc.name)).is_in(in_list.clone()));
+    // MySQL has no `RETURNING`: the rows' keys (and partitions) come from a locking read of the same keys
+    // just before, and the value an increment left stays unknown.
+    let value = value.filter(|_| backend != DbBackend::MySql);
     let extra: Vec<usize> = value.into_iter().chain(partition).collect();
     let returned: Vec<Alias> =
         std::iter::once(key).chain(extra.iter().copied()).map(|i| Alias::new(model.col(i).name)).collect();
-    q.returning(Query::returning().columns(returned));
-    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
+    let rows = if backend == DbBackend::MySql {
+        let mut read = Query::select();
+        read.columns(returned).from(Alias::new(model.table)).and_where(Expr::col(Alias::new(kc.name)).is_in(in_list));
+        read.lock_exclusive();
+        let rows =
+            conn.query_all_raw(backend.build(&read)).await.map_err(|e| Error::from_db("update", model.name, e))?;
+        mysql_keys_are_exact(model, kc, keys, &rows)?;
+        conn.execute_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?;
+        rows
+    } else {
+        // One RETURNING clause with every column (`returning_col` twice would keep only the last).
+        q.returning(Query::returning().columns(returned));
+        conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("update", model.name, e))?
+    };
     let mut per_key: std::collections::HashMap<String, (u64, Option<Value>)> = std::collections::HashMap::new();
     let mut parts: Vec<Value> = Vec::new();
     let mut overflow = false;

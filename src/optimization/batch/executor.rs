@@ -103,7 +103,7 @@ async fn in_transaction(
                 let mut touched = Vec::new();
                 let mut after: Vec<Option<Cell>> = vec![None; ops.len()];
                 let mut isolated_writes = 0;
-                for step in plan(&ops, backend != DbBackend::MySql, backend == DbBackend::MySql) {
+                for step in plan(&ops, backend == DbBackend::MySql) {
                     let started = std::time::Instant::now();
                     let (kind, members) = (step.kind(), step.members().len());
                     let mut slots = Slots { results: &mut results, touched: &mut touched, after: &mut after };

@@ -74,6 +74,10 @@ pub(super) async fn run_updates<C: ConnectionTrait>(
         counts.extend_from_slice(&n[..chunk.len()]);
         parts.push(vs);
     }
+    // Rows that moved to another partition also left one nobody returned.
+    if changes.sets.iter().any(|(i, _)| Some(*i) == p) {
+        return Ok((counts, Touched { model, reach: Reach::Everything }));
+    }
     Ok((counts, reach_of_groups(model, parts)))
 }
 

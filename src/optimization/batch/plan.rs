@@ -85,16 +85,14 @@ pub(crate) fn group_shape(op: &WriteOp) -> Option<Shape> {
     Some((model_index(changes.model), key, changes.sets.iter().map(|(i, _)| *i).collect()))
 }
 
-fn group_of(op: &WriteOp, group_updates: bool) -> Option<Group> {
+fn group_of(op: &WriteOp) -> Option<Group> {
     match op {
         WriteOp::Insert(r) if r.explicit_id().is_none() => Some(Group::Insert(model_index(r.model))),
-        WriteOp::Update { .. } if group_updates => group_shape(op).map(Group::Update),
-        WriteOp::Increment { model, column, .. } if group_updates => {
+        WriteOp::Update { .. } => group_shape(op).map(Group::Update),
+        WriteOp::Increment { model, column, .. } => {
             increment_key(op).map(|key| Group::Increment(model_index(model), key, *column))
         }
-        WriteOp::Save { model, key, .. } if group_updates => {
-            single_key(key).map(|(col, _)| Group::Save(model_index(model), col))
-        }
+        WriteOp::Save { model, key, .. } => single_key(key).map(|(col, _)| Group::Save(model_index(model), col)),
         _ => None,
     }
 }
@@ -173,13 +171,12 @@ pub(crate) fn commute(a: &WriteOp, b: &WriteOp, mysql: bool) -> bool {
 /// Writes checked per candidate move before giving up and opening a new group (bounds planning cost).
 const MAX_CHECKS: usize = 4096;
 
-/// Plans a batch. `group_updates`: whether updates and increments may share statements (they need
-/// `RETURNING`, so not on MySQL). `mysql`: text comparisons follow MySQL's collations.
-pub(crate) fn plan(ops: &[WriteOp], group_updates: bool, mysql: bool) -> Vec<Step> {
+/// Plans a batch. `mysql`: text comparisons follow MySQL's collations.
+pub(crate) fn plan(ops: &[WriteOp], mysql: bool) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let mut open: HashMap<Group, usize> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
-        let Some(group) = group_of(op, group_updates) else {
+        let Some(group) = group_of(op) else {
             steps.push(Step::One(i));
             continue;
         };
@@ -252,7 +249,7 @@ mod tests {
             ops.push(update(&format!("m{}", k + 100), json!({"interest_value": 0.5})));
             ops.push(increment(&format!("h{}", k % 3)));
         }
-        let steps = plan(&ops, true, false);
+        let steps = plan(&ops, false);
         assert_eq!(steps.len(), 3, "{steps:?}");
         assert_eq!(steps[0], Step::Inserts((0..10).map(|k| 3 * k).collect()));
         assert_eq!(steps[1], Step::Updates((0..10).map(|k| 3 * k + 1).collect()));
@@ -264,20 +261,17 @@ mod tests {
         // update m1 before its insert: the insert may not move ahead of the update (the update would then
         // change the new row).
         let ops = vec![insert("m0", "c"), update("m1", json!({"interest_value": 0.5})), insert("m1", "c")];
-        assert_eq!(
-            plan(&ops, true, false),
-            vec![Step::Inserts(vec![0]), Step::Updates(vec![1]), Step::Inserts(vec![2])]
-        );
+        assert_eq!(plan(&ops, false), vec![Step::Inserts(vec![0]), Step::Updates(vec![1]), Step::Inserts(vec![2])]);
         // A rewrite of the key is never grouped and nothing moves across it that it could affect.
         let ops = vec![
             update("a", json!({"interest_value": 0.1})),
             update("tmp", json!({"message_id": "a"})),
             update("a", json!({"interest_value": 0.2})),
         ];
-        assert_eq!(plan(&ops, true, false), vec![Step::Updates(vec![0]), Step::One(1), Step::Updates(vec![2])]);
+        assert_eq!(plan(&ops, false), vec![Step::Updates(vec![0]), Step::One(1), Step::Updates(vec![2])]);
         // Repeated updates of one key stay in order inside their group (the later one wins).
         let ops = vec![update("a", json!({"interest_value": 0.1})), update("a", json!({"interest_value": 0.2}))];
-        assert_eq!(plan(&ops, true, false), vec![Step::Updates(vec![0, 1])]);
+        assert_eq!(plan(&ops, false), vec![Step::Updates(vec![0, 1])]);
     }
 
     #[test]
@@ -287,6 +281,7 @@ mod tests {
         assert!(!commute(&a, &insert("abc", "c"), true), "MySQL compares case-insensitively");
         assert!(commute(&a, &insert("abc", "c"), false));
         assert!(!commute(&a, &insert("日本", "c"), true), "non-ASCII text is never proven different on MySQL");
-        assert_eq!(plan(&[a.clone(), a], false, true), vec![Step::One(0), Step::One(1)], "no grouped updates");
+        // Grouped on MySQL too (the statement checks at run time that its keys are exact there).
+        assert_eq!(plan(&[a.clone(), a], true), vec![Step::Updates(vec![0, 1])]);
     }
 }
