@@ -93,20 +93,10 @@ async fn writer_loop(s: Arc<Shared>, engine: Engine, lane: usize, callers: Optio
     let acker = {
         let (s, handed) = (s.clone(), handed.clone());
         let task = async move {
-            while let Some(first) = rx.recv().await {
-                // Batches that committed while the last group was being acknowledged are acknowledged
-                // together: one pass of cache work (one Redis round trip) for all of them, so acknowledging
-                // never falls behind committing.
-                let mut group = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    group.push(more);
-                }
-                let n = group.len();
-                acknowledge_all(&s, group).await;
-                for _ in 0..n {
-                    s.lanes[lane].acknowledged();
-                }
-                handed.fetch_sub(n, Ordering::AcqRel);
+            while let Some(done) = rx.recv().await {
+                acknowledge(&s, done).await;
+                s.lanes[lane].acknowledged();
+                handed.fetch_sub(1, Ordering::AcqRel);
             }
         };
         match callers {
@@ -164,7 +154,7 @@ pub(crate) fn merge(touched: Vec<Touched>) -> Vec<Touched> {
     by_model.into_iter().flatten().collect()
 }
 
-/// What the committed writes of batches did (in commit order), for the cache to replay on cached entries:
+/// What the committed writes of a batch did, for the cache to replay on cached entries:
 /// (write, its result, the value an increment left).
 fn window_edits<'a>(
     done: impl Iterator<Item = ((&'a WriteOp, &'a Result<WriteOutcome>), &'a Option<Cell>)>,
@@ -238,32 +228,19 @@ pub(super) async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Execu
 }
 
 /// After COMMIT: makes stale cache entries unreachable (and carries windows), then resolves the tickets.
+/// (Acknowledging the batches that committed meanwhile together, in one pass, was tried: the long pass
+/// stalled the callers' runtime and doubled the read p99 on PostgreSQL for no throughput.)
 pub(super) async fn acknowledge(s: &Shared, done: Executed) {
-    acknowledge_all(s, vec![done]).await;
-}
-
-/// [`acknowledge`] for batches of one lane in commit order, with one pass of cache work for all of them.
-async fn acknowledge_all(s: &Shared, group: Vec<Executed>) {
-    let c = &s.stats;
-    let committed: Vec<&executor::BatchResult> = group.iter().filter_map(|d| d.outcome.as_ref().ok()).collect();
-    if !committed.is_empty() {
+    if let Ok(b) = &done.outcome {
         // Committed: make stale cache entries unreachable before anyone hears `Ok`.
         let invalidating = std::time::Instant::now();
-        let touched = merge(committed.iter().flat_map(|b| b.touched.iter().cloned()).collect());
-        let done = group.iter().filter(|d| d.outcome.is_ok());
-        let edits = window_edits(done.flat_map(|d| {
-            let (results, after) =
-                d.outcome.as_ref().map(|b| (b.results.as_slice(), b.after.as_slice())).unwrap_or_default();
-            d.ops.iter().zip(results).zip(after)
-        }));
-        s.cache.committed(&touched, Some(&edits)).await;
+        let edits = window_edits(done.ops.iter().zip(&b.results).zip(&b.after));
+        s.cache.committed(&merge(b.touched.clone()), Some(&edits)).await;
         let invalidated = invalidating.elapsed();
-        c.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
+        s.stats.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
         metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());
     }
-    for done in group {
-        answer(s, done);
-    }
+    answer(s, done);
     *lock(&s.last_flush) = Some(std::time::Instant::now());
     s.done.notify_waiters();
 }
