@@ -35,10 +35,17 @@ pub fn format_datetime(t: &NaiveDateTime) -> String {
     t.format(DATETIME_FORMAT).to_string()
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS[.f…]` (a `T` in place of the space is accepted too).
+/// The years every backend stores as written (MySQL's `DATETIME` range; PostgreSQL and SQLite hold more).
+pub const DATETIME_YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
+/// Parses `YYYY-MM-DD HH:MM:SS[.f…]` (a `T` in place of the space is accepted too), only where every backend
+/// stores exactly that instant: years within [`DATETIME_YEARS`], and no leap second (second 60: MySQL
+/// stores a zero date, PostgreSQL the next minute, SQLite the text).
 pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
     const FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
-    FORMATS.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok()).map(truncate_micros)
+    let t = FORMATS.iter().find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())?;
+    let leap = t.nanosecond() >= 1_000_000_000;
+    (!leap && DATETIME_YEARS.contains(&chrono::Datelike::year(&t))).then(|| truncate_micros(t))
 }
 
 static LAST_MICROS: AtomicU64 = AtomicU64::new(0);
@@ -68,6 +75,13 @@ mod tests {
         let t = parse_datetime("2025-01-02T03:04:05.1234567").unwrap();
         assert_eq!(format_datetime(&t), "2025-01-02 03:04:05.123456");
         assert!(parse_datetime("yesterday").is_none());
+        // Only instants every backend stores identically.
+        assert!(parse_datetime("2025-06-30 23:59:60").is_none(), "a leap second");
+        assert!(parse_datetime("2025-06-30 23:59:60.5").is_none(), "a leap second");
+        assert!(parse_datetime("0999-12-31 23:59:59").is_none(), "before MySQL's range");
+        assert!(parse_datetime("1000-01-01 00:00:00").is_some());
+        assert!(parse_datetime("9999-12-31 23:59:59.999999").is_some());
+        assert!(parse_datetime("+10000-01-01 00:00:00").is_none(), "after it");
     }
 
     #[test]

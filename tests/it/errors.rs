@@ -67,6 +67,14 @@ async fn validation_errors_touch_nothing(t: &TestDb) {
         .unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
     assert!(e.is_validation());
+    // A DATETIME only where every backend stores that very instant (MariaDB turned second 60 into a zero
+    // date, PostgreSQL into the next minute): rejected before any SQL, naming the allowed range.
+    for bad in ["2025-06-30 23:59:60", "0999-12-31 00:00:00"] {
+        let e = db.update("LLMUsage", &json!({"user_id": "u1"}), &json!({"timestamp": bad})).await.unwrap_err();
+        assert!(matches!(&e, Error::InvalidValue { field, .. } if field == "timestamp"), "{e}");
+        assert!(e.to_string().contains("1000–9999"), "{e}");
+    }
+    assert_eq!(db.find("LLMUsage", &json!({}), &[], None).await.unwrap(), before, "nothing changed");
     assert_eq!(db.count("LLMUsage", &Value::Null).await.unwrap(), 3);
 }
 

@@ -76,7 +76,7 @@ impl Kind {
             Kind::Float => "a number",
             Kind::Bool => "a boolean (true/false)",
             Kind::Text => "a string",
-            Kind::DateTime => "a datetime string `YYYY-MM-DD HH:MM:SS[.ffffff]`",
+            Kind::DateTime => "a datetime string `YYYY-MM-DD HH:MM:SS[.ffffff]` (years 1000–9999, seconds 00–59)",
         }
     }
 }
