@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The model name is not one of the 25 names of the model mapping (names are case-sensitive).
-    #[error("unknown model `{name}`; known models: {known}")]
+    #[error("unknown model `{}`; known models: {known}", shown(name))]
     UnknownModel {
         /// The name given.
         name: String,
@@ -20,7 +20,7 @@ pub enum Error {
         known: String,
     },
     /// A filter, `data`, `order_by` or key field names a column the model does not have.
-    #[error("unknown field `{field}` on model `{model}`; known fields: {known}")]
+    #[error("unknown field `{}` on model `{model}`; known fields: {known}", shown(field))]
     UnknownField {
         /// The model.
         model: String,
@@ -30,7 +30,11 @@ pub enum Error {
         known: String,
     },
     /// A filter uses an operator outside `$gt $gte $lt $lte $ne $in $nin`.
-    #[error("unknown operator `{op}` on `{model}.{field}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin")]
+    #[error(
+        "unknown operator `{}` on `{model}.{}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin",
+        shown(op),
+        shown(field)
+    )]
     UnknownOperator {
         /// The model.
         model: String,
@@ -40,7 +44,7 @@ pub enum Error {
         op: String,
     },
     /// A value does not fit its column (JSON type, range, length, NULL in a NOT NULL column).
-    #[error("invalid value for `{model}.{field}`: expected {expected}, got {got}")]
+    #[error("invalid value for `{model}.{}`: expected {expected}, got {got}", shown(field))]
     InvalidValue {
         /// The model.
         model: String,
@@ -112,6 +116,19 @@ pub enum Error {
     #[error("no botdb handle installed: call botdb::compat::install(db) first")]
     NotInstalled,
 }
+
+/// A caller-given name as an error message shows it: on one line (control characters escaped, so a
+/// newline cannot forge a second line of output) and at most [`SHOWN_CHARS`] characters.
+fn shown(name: &str) -> String {
+    let mut out: String = name.chars().flat_map(char::escape_debug).take(SHOWN_CHARS).collect();
+    if name.chars().flat_map(char::escape_debug).nth(SHOWN_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The most characters of a caller-given name an error message shows.
+const SHOWN_CHARS: usize = 200;
 
 impl Error {
     /// Wraps a database error met while doing `op`, classifying it by the driver's own code (SQLSTATE on
@@ -249,5 +266,17 @@ mod tests {
         // A message that merely mentions a constraint is not one.
         let e = Error::from_db("x", "M", DbErr::Custom("UNIQUE constraint failed: database is locked".into()));
         assert!(matches!(e, Error::Database { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn caller_given_names_are_shown_on_one_line_and_bounded() {
+        let forged = Error::UnknownModel { name: "x\nerror: forged".into(), known: "A".into() }.to_string();
+        assert!(!forged.contains('\n') && forged.contains("x\\nerror: forged"), "{forged}");
+        let long = "f".repeat(10_000);
+        let e = Error::UnknownField { model: "M".into(), field: long, known: "a".into() }.to_string();
+        assert!(e.len() < 300 && e.contains(&format!("{}…", "f".repeat(SHOWN_CHARS))), "{e}");
+        let e = Error::UnknownOperator { model: "M".into(), field: "a\rb".into(), op: "$x\u{0}".into() }.to_string();
+        assert!(!e.contains('\r') && !e.contains('\0'), "{e}");
+        assert_eq!(shown("plain_name"), "plain_name");
     }
 }
