@@ -71,6 +71,20 @@ fn admin_commands() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("unknown field `user_idd`"), "{err}");
     assert!(admin(&url, &["query", "PersonInfo", "--filter", "{oops"]).status.code() == Some(1));
+    // Options that do not apply to the query type are refused, and nothing is touched.
+    for args in [
+        &["query", "PersonInfo", "--type", "delete", "--limit", "1"][..],
+        &["query", "PersonInfo", "--type", "update", "--single", "--data", r#"{"nickname":"x"}"#],
+        &["query", "PersonInfo", "--type", "create", "--filter", r#"{"user_id":"42"}"#, "--data", data],
+        &["query", "PersonInfo", "--type", "count", "--order-by", "-id"],
+    ] {
+        let out = admin(&url, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(err.contains("does not apply"), "{err}");
+    }
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1));
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--single"])["nickname"], json!("n"), "untouched");
     assert_eq!(admin(&url, &["migrate", "fresh"]).status.code(), Some(1), "fresh needs --yes");
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1), "and nothing was dropped");
     ok_json(&url, &["migrate", "fresh", "--yes"]);

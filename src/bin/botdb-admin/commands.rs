@@ -80,6 +80,24 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             print(&db.migrate_status().await?)?;
         }
         Command::Query { model, query_type, filter, data, order_by, limit, single } => {
+            // Options that do not apply to the query type are refused, never silently ignored.
+            let unused: Vec<&str> = [
+                ("--limit", limit.is_some() && query_type != "get"),
+                ("--single", single && query_type != "get"),
+                ("--order-by", !order_by.is_empty() && query_type != "get"),
+                ("--filter", filter.is_some() && query_type == "create"),
+                ("--data", data.is_some() && !matches!(query_type.as_str(), "create" | "update")),
+            ]
+            .into_iter()
+            .filter_map(|(name, given)| given.then_some(name))
+            .collect();
+            if !unused.is_empty() {
+                return Err(botdb::Error::InvalidRequest(format!(
+                    "{} does not apply to --type {}; remove it",
+                    unused.join(", "),
+                    query_type.chars().flat_map(char::escape_debug).take(40).collect::<String>()
+                )));
+            }
             let filter = filter.map(|f| parse_json("filter", &f)).transpose()?;
             let data = data.map(|d| parse_json("data", &d)).transpose()?;
             let out = compat
