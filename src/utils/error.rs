@@ -139,7 +139,7 @@ impl Error {
         let message = err.to_string();
         match classify(&err) {
             Class::Transient => Error::Busy { attempts: 1, message },
-            Class::Constraint => Error::Constraint { model: model.to_owned(), message },
+            Class::Constraint => Error::Constraint { model: model.to_owned(), message: without_values(&message) },
             Class::Other => Error::Database { op, message },
         }
     }
@@ -161,6 +161,23 @@ impl Error {
                 | Error::InvalidRequest(_)
         )
     }
+}
+
+/// A constraint message without the row values some drivers quote (MySQL: `Duplicate entry 'v' for key
+/// 'k'`; PostgreSQL's `Key (c)=(v)` detail): errors and logs never carry row contents.
+fn without_values(message: &str) -> String {
+    let mut out = message.to_owned();
+    if let (Some(start), Some(end)) = (out.find("Duplicate entry '"), out.rfind("' for key")) {
+        let from = start + "Duplicate entry '".len();
+        if from <= end {
+            out.replace_range(from - 1..end + 1, "(value withheld)");
+        }
+    }
+    if let Some(at) = out.find("Key (") {
+        out.truncate(at);
+        out.push_str("Key (value withheld)");
+    }
+    out
 }
 
 /// What a driver error means for botdb.
@@ -278,5 +295,11 @@ mod tests {
         let e = Error::UnknownOperator { model: "M".into(), field: "a\rb".into(), op: "$x\u{0}".into() }.to_string();
         assert!(!e.contains('\r') && !e.contains('\0'), "{e}");
         assert_eq!(shown("plain_name"), "plain_name");
+        assert_eq!(
+            without_values("Duplicate entry 'secret' for key 'person_id'"),
+            "Duplicate entry (value withheld) for key 'person_id'"
+        );
+        assert_eq!(without_values("x. Key (person_id)=(secret) already exists."), "x. Key (value withheld)");
+        assert_eq!(without_values("UNIQUE constraint failed: t.c"), "UNIQUE constraint failed: t.c");
     }
 }

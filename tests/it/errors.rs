@@ -84,6 +84,7 @@ async fn constraint_errors_are_typed(t: &TestDb) {
     db.create("PermissionNodes", &node).await.unwrap();
     let e = db.create("PermissionNodes", &node).await.unwrap_err();
     assert!(matches!(e, Error::Constraint { .. }), "a duplicate unique key is a constraint error: {e}");
+    assert!(!e.to_string().contains("plugin.x"), "no row value in the error: {e}");
     assert_eq!(db.count("PermissionNodes", &json!({})).await.unwrap(), 1);
     let e = db
         .create("PermissionNodes", &json!({"node_name": "x".repeat(256), "description": "d", "plugin_name": "p"}))
