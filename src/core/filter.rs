@@ -99,6 +99,10 @@ impl StableHash for Filter {
     }
 }
 
+/// The most values a filter may hold: every backend binds them in one statement (SQLite's limit, 32,766
+/// parameters, is the smallest; the rest leaves room for the statement's other parameters).
+pub const MAX_FILTER_VALUES: usize = 30_000;
+
 impl Filter {
     /// The highest column index a condition names (none for the empty filter).
     pub fn max_column(&self) -> Option<usize> {
@@ -152,6 +156,13 @@ impl Filter {
                     conds.push(Predicate { column, op: Op::Eq, values: vec![Cell::from_json(model, col, scalar)?] })
                 }
             }
+        }
+        let values: usize = conds.iter().map(|c| c.values.len()).sum();
+        if values > MAX_FILTER_VALUES {
+            return Err(Error::InvalidRequest(format!(
+                "the filter holds {values} values; at most {MAX_FILTER_VALUES} fit one statement on every backend \
+                 (SQLite binds at most 32,766 parameters): split the `$in`/`$nin` list"
+            )));
         }
         conds.sort_by_key(|c| (c.column, c.op));
         Ok(Filter { conds })
@@ -290,10 +301,16 @@ mod tests {
             (json!([1]), "must be a JSON object"),
             (json!({"memorized_times": 1.5}), "invalid value"),
             (json!({"memorized_times": 3_000_000_000_i64}), "32-bit"),
+            (json!({"time": {"$in": (0..32_767).collect::<Vec<_>>()}}), "at most 30000"),
+            (
+                json!({"time": {"$in": (0..20_000).collect::<Vec<_>>(), "$nin": (0..10_001).collect::<Vec<_>>()}}),
+                "30001 values",
+            ),
         ];
         for (f, want) in cases {
             let e = Filter::parse(m, &f).unwrap_err().to_string();
-            assert!(e.contains(want), "{f}: {e}");
+            assert!(e.contains(want), "{want}: {e}");
         }
+        assert!(Filter::parse(m, &json!({"time": {"$in": (0..MAX_FILTER_VALUES).collect::<Vec<_>>()}})).is_ok());
     }
 }
