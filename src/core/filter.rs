@@ -101,7 +101,7 @@ impl StableHash for Filter {
 
 /// The most values a filter may hold: every backend binds them in one statement (SQLite's limit, 32,766
 /// parameters, is the smallest; the rest leaves room for the statement's other parameters).
-pub const MAX_FILTER_VALUES: usize = 30_000;
+pub(crate) const MAX_FILTER_VALUES: usize = 30_000;
 
 impl Filter {
     /// The highest column index a condition names (none for the empty filter).
