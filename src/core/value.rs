@@ -100,6 +100,10 @@ impl Cell {
             }
             (Kind::Float, Value::Number(n)) => Cell::Float(n.as_f64().ok_or_else(bad)?),
             (Kind::Bool, Value::Bool(b)) => Cell::Bool(*b),
+            // PostgreSQL cannot store or compare a NUL character; refused everywhere, before any SQL.
+            (Kind::Text, Value::String(s)) if s.contains('\0') => {
+                return Err(invalid(model, col, "text without NUL characters (U+0000)", describe(v)));
+            }
             (Kind::Text, Value::String(s)) => Cell::Text(s.clone()),
             (Kind::DateTime, Value::String(s)) => Cell::DateTime(time::parse_datetime(s).ok_or_else(bad)?),
             _ => return Err(bad()),

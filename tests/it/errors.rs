@@ -74,6 +74,14 @@ async fn validation_errors_touch_nothing(t: &TestDb) {
         assert!(matches!(&e, Error::InvalidValue { field, .. } if field == "timestamp"), "{e}");
         assert!(e.to_string().contains("1000–9999"), "{e}");
     }
+    // A NUL character: PostgreSQL refused it after the SQL, SQLite and MariaDB stored it; now refused first.
+    let e = db.update("LLMUsage", &json!({"user_id": "u1"}), &json!({"status": "a\u{0}b"})).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidValue { field, .. } if field == "status") && e.to_string().contains("NUL"),
+        "{e}"
+    );
+    let e = db.find("LLMUsage", &json!({"user_id": "u\u{0}1"}), &[], None).await.unwrap_err();
+    assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
     assert_eq!(db.find("LLMUsage", &json!({}), &[], None).await.unwrap(), before, "nothing changed");
     assert_eq!(db.count("LLMUsage", &Value::Null).await.unwrap(), 3);
 }
