@@ -72,6 +72,32 @@ fn observe(conn: &mut DatabaseConnection, backend: DbBackend, slow_ms: u64) {
     });
 }
 
+/// Splits the password (percent-decoded) out of a server URL `scheme://user:password@host…`; other URLs
+/// come back as they are.
+fn without_password(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None) };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_owned(), None) };
+    let Some((user, encoded)) = rest[..at].split_once(':') else { return (url.to_owned(), None) };
+    let bytes = encoded.as_bytes();
+    let (mut decoded, mut i) = (Vec::with_capacity(bytes.len()), 0);
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| encoded.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let password = String::from_utf8_lossy(&decoded).into_owned();
+    (format!("{scheme}://{user}@{}", &rest[at + 1..]), Some(password))
+}
+
 impl Engine {
     /// Connects as `settings` say. For SQLite the database file's folder is created first.
     ///
@@ -138,7 +164,22 @@ impl Engine {
     }
 
     fn options(settings: &DatabaseSettings, max: u32) -> ConnectOptions {
-        let mut opt = ConnectOptions::new(settings.url.expose());
+        // The password goes to the driver's options, not the URL: sea-orm's connect span prints the URL (at
+        // trace level), never those options.
+        let (url, password) = without_password(settings.url.expose());
+        let mut opt = ConnectOptions::new(url);
+        #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+        let _ = password;
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
+        if let Some(pw) = password {
+            #[cfg(feature = "postgres")]
+            {
+                let pw = pw.clone();
+                opt.map_sqlx_postgres_opts(move |o| o.password(&pw));
+            }
+            #[cfg(feature = "mysql")]
+            opt.map_sqlx_mysql_opts(move |o| o.password(&pw));
+        }
         opt.max_connections(max)
             .min_connections(1)
             .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
@@ -304,7 +345,19 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_path;
+    use super::{sqlite_path, without_password};
+
+    #[test]
+    fn passwords_leave_the_url() {
+        let split = |u: &str| without_password(u);
+        assert_eq!(
+            split("postgres://bot:p%40ss%3Aw@127.0.0.1:5432/db?sslmode=disable"),
+            ("postgres://bot@127.0.0.1:5432/db?sslmode=disable".into(), Some("p@ss:w".into()))
+        );
+        assert_eq!(split("mysql://root@127.0.0.1/test"), ("mysql://root@127.0.0.1/test".into(), None));
+        assert_eq!(split("sqlite://data/a@b.sqlite"), ("sqlite://data/a@b.sqlite".into(), None));
+        assert_eq!(split("postgres://u:a%zz@h/d"), ("postgres://u@h/d".into(), Some("a%zz".into())));
+    }
 
     #[test]
     fn sqlite_paths() {

@@ -110,4 +110,24 @@ fn passwords_never_reach_stderr() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("hunter2") && err.contains("***"), "{err}");
+    // At every log level, in text and JSON logs, on both server backends (sea-orm's connect span prints
+    // its options; the password is not among them). The servers are unreachable: the span comes first.
+    for url in ["postgres://bot:canary%2Dpw@127.0.0.1:1/none", "mysql://bot:canary%2Dpw@127.0.0.1:1/none"] {
+        for json in ["0", "1"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+                .args(["--database-url", url, "stats"])
+                .env("RUST_LOG", "trace")
+                .env("BOTDB_LOG_JSON", json)
+                .env_remove("BOTDB_CONFIG_DIR")
+                .output()
+                .expect("run botdb-admin");
+            let err = String::from_utf8_lossy(&out.stderr);
+            // (PostgreSQL's driver logs inside the span, so the span and its URL are printed; MySQL's
+            // logs nothing before the unreachable server fails, so there this only checks the rest.)
+            if url.starts_with("postgres") {
+                assert!(err.contains("ConnectOptions"), "the connect span, with its URL, was logged: {err}");
+            }
+            assert!(!err.contains("canary"), "{url} (json {json}): {err}");
+        }
+    }
 }
