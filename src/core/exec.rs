@@ -455,9 +455,10 @@ fn mysql_keys_are_exact(
             return Err(not_exact());
         }
     }
+    let asked: std::collections::HashSet<&str> = folded.into_values().collect();
     for r in rows {
         let k = crate::core::value::decode(r, 0, kc, DbBackend::MySql)?;
-        if !k.as_str().is_some_and(|k| folded.values().any(|t| *t == k)) {
+        if !k.as_str().is_some_and(|k| asked.contains(k)) {
             return Err(not_exact());
         }
     }

@@ -230,12 +230,12 @@ pub(super) async fn run_batch(engine: &Engine, batch: Vec<Queued<Job>>) -> Execu
 /// After COMMIT: makes stale cache entries unreachable (and carries windows), then resolves the tickets.
 /// (Acknowledging the batches that committed meanwhile together, in one pass, was tried: the long pass
 /// stalled the callers' runtime and doubled the read p99 on PostgreSQL for no throughput.)
-pub(super) async fn acknowledge(s: &Shared, done: Executed) {
-    if let Ok(b) = &done.outcome {
+pub(super) async fn acknowledge(s: &Shared, mut done: Executed) {
+    if let Ok(b) = &mut done.outcome {
         // Committed: make stale cache entries unreachable before anyone hears `Ok`.
         let invalidating = std::time::Instant::now();
         let edits = window_edits(done.ops.iter().zip(&b.results).zip(&b.after));
-        s.cache.committed(&merge(b.touched.clone()), Some(&edits)).await;
+        s.cache.committed(&merge(std::mem::take(&mut b.touched)), Some(&edits)).await;
         let invalidated = invalidating.elapsed();
         s.stats.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
         metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());
