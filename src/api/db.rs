@@ -418,6 +418,31 @@ impl Db {
         Ok(CheckReport { integrity_ok, integrity_messages, pending_migrations: pending, missing_tables })
     }
 
+    /// Refreshes the query planner's statistics of botdb's tables (`ANALYZE`; MySQL `ANALYZE TABLE`). A
+    /// server database filled in bulk has none until autovacuum gets to it, and without them PostgreSQL
+    /// plans a grouped `UPDATE … WHERE message_id IN (…)` of 32 keys as a full scan of `messages` (measured:
+    /// 10 ms instead of 0.1 ms on 24k rows). Run it after a bulk load (the load harness does, after seeding).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn analyze(&self) -> Result<()> {
+        let backend = self.backend();
+        let tables: Vec<String> = registry::models().iter().map(|m| quote(backend, m.table)).collect();
+        let sql = match backend {
+            DbBackend::MySql => format!("ANALYZE TABLE {}", tables.join(", ")),
+            DbBackend::Postgres => format!("ANALYZE {}", tables.join(", ")),
+            _ => "ANALYZE".to_owned(),
+        };
+        let conn = self.engine().writer();
+        if backend == DbBackend::MySql {
+            // MySQL answers with a result set (one row per table), which `execute` refuses to read.
+            conn.query_all_raw(Statement::from_string(backend, sql)).await.map(drop)
+        } else {
+            conn.execute_raw(Statement::from_string(backend, sql)).await.map(drop)
+        }
+        .map_err(|e| Error::from_db("analyze", "", e))
+    }
+
     /// Rows (and on SQLite, bytes) per table.
     ///
     /// # Errors

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestDb, backend_tests, required_data};
 
-backend_tests!(migrate_down_then_up_leaves_an_equal_schema);
+backend_tests!(migrate_down_then_up_leaves_an_equal_schema, analyze_gives_the_planner_statistics);
 
 /// (table → [(column, sqlite type, not null)], table → {index name → (columns, unique)}) from schema.md.
 type Spec = (BTreeMap<String, Vec<(String, String, bool)>>, BTreeMap<String, BTreeMap<String, (Vec<String>, bool)>>);
@@ -180,4 +180,32 @@ async fn migrate_down_then_up_leaves_an_equal_schema(t: &TestDb) {
     let status = t.db.migrate_status().await.unwrap();
     assert!(status.iter().all(|m| m.applied));
     assert!(t.db.check().await.unwrap().ok());
+}
+
+/// `Db::analyze` leaves planner statistics for botdb's tables (a bulk-loaded server table has none).
+async fn analyze_gives_the_planner_statistics(t: &TestDb) {
+    let m = botdb::model("Messages").unwrap();
+    let rows: Vec<serde_json::Value> = (0..50).map(|i| required_data(m, i)).collect();
+    t.db.insert_many("Messages", &rows).await.unwrap();
+    let conn = t.db.reader();
+    let backend = conn.get_database_backend();
+    let (sql, min) = match t.backend {
+        Backend::Sqlite => ("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'messages'", 1),
+        Backend::Postgres => ("SELECT COUNT(*) FROM pg_stats WHERE tablename = 'messages'", 1),
+        // InnoDB keeps row estimates of its own; ANALYZE TABLE makes them exact for a table this small.
+        Backend::Mysql => (
+            "SELECT CAST(n_rows AS SIGNED) FROM mysql.innodb_table_stats WHERE database_name = DATABASE() AND table_name = 'messages'",
+            50,
+        ),
+    };
+    let count = |conn| async move {
+        let row = botdb::sea_orm::ConnectionTrait::query_one_raw(conn, Statement::from_string(backend, sql)).await;
+        // SQLite has no `sqlite_stat1` table before the first ANALYZE.
+        row.ok().flatten().map_or(0, |r| r.try_get_by_index::<i64>(0).unwrap())
+    };
+    if t.backend != Backend::Mysql {
+        assert_eq!(count(conn).await, 0, "no statistics before ANALYZE");
+    }
+    t.db.analyze().await.unwrap();
+    assert!(count(conn).await >= min, "statistics after ANALYZE");
 }

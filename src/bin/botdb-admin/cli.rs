@@ -107,6 +107,8 @@ pub(crate) enum Command {
     Check,
     /// Rows (and on SQLite, bytes) per table.
     Stats,
+    /// Refresh the query planner's statistics of botdb's tables (`ANALYZE`): run it after a bulk load.
+    Analyze,
 }
 
 /// Cache actions.

@@ -131,6 +131,10 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Stats => print(&db.stats().await?)?,
+        Command::Analyze => {
+            db.analyze().await?;
+            print(&serde_json::json!({"analyzed": botdb::models().len()}))?;
+        }
         Command::Health => {
             let h = db.health().await;
             print(&h)?;

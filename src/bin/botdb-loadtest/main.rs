@@ -66,6 +66,8 @@ async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Ve
             s.preload.enabled = false;
             let db = Db::open(s).await?;
             workload::seed(&db, shape).await?;
+            // A live database has planner statistics; a bulk-loaded one has none until analysed.
+            db.analyze().await?;
             for name in names {
                 let path = dir.join(format!("{name}.sqlite"));
                 for suffix in ["", "-wal", "-shm"] {
@@ -89,6 +91,7 @@ async fn prepare(args: &Args, shape: &Shape, dir: &std::path::Path) -> Result<Ve
                 s.preload.enabled = false;
                 let db = Db::open(s).await?;
                 workload::seed(&db, shape).await?;
+                db.analyze().await?;
                 db.shutdown().await;
                 out.push((name.to_owned(), url));
             }

@@ -157,6 +157,8 @@ pub(super) struct Shared {
     pub(super) controller: Mutex<Controller>,
     pub(super) stats: Counters,
     pub(super) last_flush: Mutex<Option<std::time::Instant>>,
+    /// The thread whose runtime runs the lanes' acknowledgers.
+    pub(super) acks: crate::utils::runtime::Dedicated,
 }
 
 /// The scheduler of one database. Cheap to clone (an `Arc` inside).
@@ -253,6 +255,7 @@ impl BatchWriter {
             )),
             stats: Counters::default(),
             last_flush: Mutex::new(None),
+            acks: crate::utils::runtime::Dedicated::start("botdb-ack")?,
         });
         let mut tasks = Vec::with_capacity(writers);
         let mut started = Ok(());

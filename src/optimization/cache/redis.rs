@@ -1,8 +1,9 @@
 //! The optional Redis tier: shared entries (`SET … PX`, versioned encoding), the shared generation counters
 //! (one Redis hash per model) and the invalidation channel. Every call is bounded by a timeout and guarded by
 //! a circuit breaker: Redis down, slow or returning garbage is a miss and a metric, never an error or a stall.
-//! Reads use one multiplexed connection (deadpool's recycling PINGs on every checkout); the pool serves
-//! (re)connection.
+//! Calls use one multiplexed connection (deadpool's recycling PINGs on every checkout); the pool serves
+//! (re)connection. The connection is made on a thread of its own (`botdb-redis`), so its driver reads each
+//! answer as it arrives, however busy the callers' runtime is.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use crate::config::RedisSettings;
 use crate::core::registry::ModelDef;
 use crate::core::value::Row;
 use crate::utils::error::{Error, Result};
+use crate::utils::runtime::Dedicated;
 
 use super::generations::Field;
 use super::stats::PartState;
@@ -79,6 +81,8 @@ pub(super) struct RedisTier {
     client: redis::Client,
     pool: Pool,
     conn: Mutex<Option<MultiplexedConnection>>,
+    /// The thread whose runtime drives the connection.
+    driver: Dedicated,
     breaker: Breaker,
     timeout: Duration,
     ttl_ms: u64,
@@ -98,7 +102,7 @@ impl RedisTier {
     /// Builds the tier (no connection is made yet; a down Redis only opens the breaker).
     ///
     /// # Errors
-    /// [`Error::Config`] for a malformed URL.
+    /// [`Error::Config`] for a malformed URL; [`Error::Internal`] when its thread cannot start.
     pub(super) fn new(settings: &RedisSettings, url: &str) -> Result<RedisTier> {
         let timeout = Duration::from_millis(settings.timeout_ms.max(1));
         let cfg =
@@ -117,6 +121,7 @@ impl RedisTier {
             client: redis::Client::open(url).map_err(bad)?,
             pool,
             conn: Mutex::new(None),
+            driver: Dedicated::start("botdb-redis")?,
             breaker: Breaker {
                 failures: AtomicU32::new(0),
                 open_until_ms: AtomicU64::new(0),
@@ -175,17 +180,21 @@ impl RedisTier {
         let cached = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let conn = match cached {
             Some(c) => c,
-            None => match tokio::time::timeout(self.timeout * 4, self.pool.get()).await {
-                Ok(Ok(c)) => {
-                    let c = deadpool_redis::Connection::take(c);
-                    *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
-                    c
+            None => {
+                let pool = self.pool.clone();
+                let connect = self.driver.handle().spawn(async move { pool.get().await });
+                match tokio::time::timeout(self.timeout * 4, connect).await {
+                    Ok(Ok(Ok(c))) => {
+                        let c = deadpool_redis::Connection::take(c);
+                        *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
+                        c
+                    }
+                    _ => {
+                        self.fail();
+                        return None;
+                    }
                 }
-                _ => {
-                    self.fail();
-                    return None;
-                }
-            },
+            }
         };
         match tokio::time::timeout(self.timeout, call(conn)).await {
             Ok(Ok(v)) => {
