@@ -3,6 +3,7 @@
 pub(crate) mod error;
 pub(crate) mod metrics;
 pub(crate) mod retry;
+#[cfg(feature = "redis")]
 pub(crate) mod runtime;
 pub(crate) mod stable_hash;
 pub mod time;

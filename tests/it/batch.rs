@@ -26,7 +26,8 @@ backend_tests!(
     dependent_writes_submitted_back_to_back_apply_in_order,
     upserts_submitted_together_answer_as_if_alone,
     an_awaited_write_at_an_idle_lane_keeps_submission_order,
-    grouped_statements_answer_as_one_statement_per_write
+    grouped_statements_answer_as_one_statement_per_write,
+    writes_folded_into_their_inserts_answer_as_one_statement_per_write
 );
 
 /// An awaited write that finds its lane idle runs at once on the caller's task (counted as a batch of one),
@@ -709,4 +710,145 @@ async fn grouped_statements_answer_as_one_statement_per_write(t: &TestDb) {
         };
         assert_eq!(fresh("A:").await, fresh("B:").await, "{m}: the grouped writes left what the lone ones left");
     }
+}
+
+/// Holds back the lanes of `Messages` and `Images`: another connection takes what the first write of each
+/// needs (SQLite's write lock; on a server, a row lock), that write is submitted and taken by its lane, and
+/// the writes submitted next queue behind it, together. Returns the holder and the blockers' tickets.
+async fn hold_lanes(t: &TestDb) -> (botdb::sea_orm::DatabaseConnection, Vec<botdb::Ticket>) {
+    use botdb::sea_orm::{ConnectOptions, Database};
+    let db = &t.db;
+    db.create("Messages", &msg("blocker", "blocker", 1.0)).await.unwrap();
+    let image = json!({"emoji_hash": "blocker", "path": "blocker.png", "timestamp": 1.0, "type": "emoji"});
+    db.create("Images", &image).await.unwrap();
+    let mut opt = ConnectOptions::new(db.settings().database.url.expose());
+    opt.max_connections(1).min_connections(1);
+    let holder = Database::connect(opt).await.unwrap();
+    if t.backend == crate::helpers::Backend::Sqlite {
+        holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    } else {
+        holder.execute_unprepared("BEGIN").await.unwrap();
+        holder.execute_unprepared("SELECT id FROM messages WHERE message_id = 'blocker' FOR UPDATE").await.unwrap();
+        holder.execute_unprepared("SELECT id FROM images WHERE emoji_hash = 'blocker' FOR UPDATE").await.unwrap();
+    }
+    let (m, im) = (model("Messages").unwrap(), model("Images").unwrap());
+    let blockers = vec![
+        WriteOp::Update {
+            filter: botdb::testing::Filter::parse(m, &json!({"message_id": "blocker"})).unwrap(),
+            changes: botdb::testing::Changes::parse(m, &json!({"interest_value": 0.5})).unwrap(),
+        },
+        WriteOp::Increment {
+            model: im,
+            filter: botdb::testing::Filter::parse(im, &json!({"emoji_hash": "blocker"})).unwrap(),
+            column: im.column_index("count").unwrap(),
+            delta: Cell::Int(1),
+        },
+    ];
+    // SQLite has one lane: one blocker holds it.
+    let lanes = if t.backend == crate::helpers::Backend::Sqlite { 1 } else { blockers.len() };
+    let mut tickets = vec![];
+    for w in blockers.into_iter().take(lanes) {
+        tickets.push(db.submit(w, Priority::Normal).await.unwrap());
+    }
+    // Until the lanes have taken their blockers (they then wait for the holder).
+    while db.batch_stats().unwrap().queued.iter().sum::<usize>() > 0 {
+        tokio::task::yield_now().await;
+    }
+    (holder, tickets)
+}
+
+/// Updates and increments of rows inserted in the same batch are folded into the inserts (one row write):
+/// the same writes submitted together (folded) and one at a time give the same answers and rows, including
+/// a key that also matches a row already in the table, a delete that stops the folding, and text with
+/// quotes and 4-byte characters.
+async fn writes_folded_into_their_inserts_answer_as_one_statement_per_write(t: &TestDb) {
+    let db = &t.db;
+    let (m, im) = (model("Messages").unwrap(), model("Images").unwrap());
+    for prefix in ["A", "B"] {
+        db.create("Messages", &msg(&format!("{prefix}-old"), &format!("{prefix}-c"), 1.0)).await.unwrap();
+        db.create("Messages", &msg(&format!("{prefix}-dup"), &format!("{prefix}-c"), 2.0)).await.unwrap();
+    }
+    let writes = |p: &str| -> Vec<WriteOp> {
+        let insert = |id: &str, time: f64| {
+            WriteOp::Insert(NewRow::parse(m, &msg(&format!("{p}-{id}"), &format!("{p}-c"), time)).unwrap())
+        };
+        let update = |id: &str, data: Value| WriteOp::Update {
+            filter: botdb::testing::Filter::parse(m, &json!({"message_id": format!("{p}-{id}")})).unwrap(),
+            changes: botdb::testing::Changes::parse(m, &data).unwrap(),
+        };
+        let inc = |d: i64| WriteOp::Increment {
+            model: im,
+            filter: botdb::testing::Filter::parse(im, &json!({"emoji_hash": format!("{p}-h")})).unwrap(),
+            column: im.column_index("count").unwrap(),
+            delta: Cell::Int(d),
+        };
+        let image = json!({"emoji_hash": format!("{p}-h"), "path": format!("{p}-x.png"), "timestamp": 1.0, "type": "emoji", "count": 1});
+        vec![
+            insert("m1", 10.0),
+            insert("m2", 11.0),
+            insert("dup", 12.0),
+            update("m1", json!({"interest_value": 0.5})),
+            update("m1", json!({"should_reply": true})),
+            update("m1", json!({"interest_value": 0.75, "processed_plain_text": "it's \"quoted\" 😀 𝄞"})),
+            update("old", json!({"interest_value": 0.25})),
+            update("dup", json!({"interest_value": 0.5})),
+            WriteOp::Insert(NewRow::parse(im, &image).unwrap()),
+            inc(2),
+            inc(3),
+            update("m2", json!({"interest_value": 0.125})),
+            WriteOp::Delete {
+                model: m,
+                filter: botdb::testing::Filter::parse(m, &json!({"message_id": format!("{p}-m2")})).unwrap(),
+            },
+            update("m1", json!({"interest_value": 0.0625})),
+        ]
+    };
+    let answer = |r: botdb::Result<botdb::WriteOutcome>| match r {
+        Ok(botdb::WriteOutcome::Row(mut row)) => {
+            row.remove("id");
+            Ok(json!(row).to_string().replace("A-", "P-").replace("B-", "P-"))
+        }
+        Ok(botdb::WriteOutcome::Count(n)) => Ok(n.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    // A: held back, then all in one batch.
+    let folded = db.batch_stats().unwrap().folded_writes;
+    let (holder, blockers) = hold_lanes(t).await;
+    let mut tickets = vec![];
+    for w in writes("A") {
+        tickets.push(db.submit(w, Priority::Normal).await.unwrap());
+    }
+    holder.execute_unprepared("COMMIT").await.unwrap();
+    for b in blockers {
+        b.await.unwrap();
+    }
+    let together: Vec<_> = futures_util::future::join_all(tickets).await.into_iter().map(answer).collect();
+    assert!(db.batch_stats().unwrap().folded_writes - folded >= 5, "the new rows' updates were folded");
+    // B: one at a time.
+    let mut alone = vec![];
+    for w in writes("B") {
+        alone.push(answer(db.submit(w, Priority::Normal).await.unwrap().await));
+    }
+    assert_eq!(together, alone, "each write answers what it answers alone");
+    assert_eq!(together[7], Ok("2".to_owned()), "the update of `dup` matched the old row and the new one");
+    // The same rows, in the database and through the cache.
+    let rows = |p: &'static str| async move {
+        let mut out = vec![];
+        let by_time = ["time", "message_id"];
+        for (name, filter, order) in [
+            ("Messages", json!({"chat_id": format!("{p}-c")}), &by_time[..]),
+            ("Images", json!({"emoji_hash": format!("{p}-h")}), &[]),
+        ] {
+            for mut r in db.find(name, &filter, order, None).await.unwrap().iter().map(|r| (**r).clone()) {
+                r.remove("id");
+                out.push(json!(r).to_string().replace(&format!("{p}-"), "P-"));
+            }
+        }
+        out
+    };
+    let (a, b) = (rows("A").await, rows("B").await);
+    assert_eq!(a.len(), 4 + 1, "old, dup twice, m1; the image");
+    assert_eq!(a, b);
+    db.flush_cache().await;
+    assert_eq!(rows("A").await, b, "the database holds what the cache answered");
 }

@@ -156,9 +156,10 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
         r.repeat_hit_ratio = (reads > 0).then(|| hits as f64 / reads as f64);
         if let Some(bs) = db.batch_stats() {
             eprintln!(
-                "botdb scheduler: {} batches, mean {:.1} writes, mean flush {:.2} ms, mean invalidate {:.2} ms, mean wait {:.2} ms; cache: {:?}",
+                "botdb scheduler: {} batches, mean {:.1} writes, {} folded into inserts, mean flush {:.2} ms, mean invalidate {:.2} ms, mean wait {:.2} ms; cache: {:?}",
                 bs.batches,
                 bs.mean_batch_rows.unwrap_or(0.0),
+                bs.folded_writes,
                 bs.mean_flush_ms.unwrap_or(0.0),
                 bs.mean_invalidate_ms.unwrap_or(0.0),
                 bs.mean_wait_ms.unwrap_or(0.0),

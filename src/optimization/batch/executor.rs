@@ -19,7 +19,7 @@ use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
 use super::ops::{Progress, Stage, WriteOp, WriteOutcome};
-use super::plan::{Step, increment_key, plan};
+use super::plan::{Folds, Plan, Step, increment_key, plan};
 
 /// What one committed batch answers.
 #[derive(Debug)]
@@ -33,6 +33,8 @@ pub struct BatchResult {
     /// Per write: for an increment whose key matched exactly one row, the column's value after the
     /// batch's increments of that key (what the cache writes through); `None` otherwise.
     pub after: Vec<Option<Cell>>,
+    /// Writes folded into the batch's inserts.
+    pub folded: usize,
 }
 
 /// The index order of a row: its partition (chat, …), then its time.
@@ -61,16 +63,18 @@ pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Pro
     {
         return execute_alone(engine, ops.clone()).await;
     }
-    if engine.backend() != DbBackend::Postgres {
-        return in_transaction(engine, ops, watched, Mode { savepoints: false, absorb: true }).await;
-    }
     // PostgreSQL aborts a transaction at its first error, so a failing write needs a savepoint around its
     // step to fail alone; two round trips per step that almost never pay. The batch runs without them, and
-    // only when a write fails does it run again with them (the failed attempt is rolled back whole).
-    match in_transaction(engine, ops.clone(), watched, Mode { savepoints: false, absorb: false }).await {
+    // only when a write fails does it run again with them (the failed attempt is rolled back whole). A batch
+    // whose writes were folded into its inserts (`plan::fold_into_inserts`) cannot isolate a failing write
+    // either (the folded writes' answers count rows that would then not exist): on any write's error it
+    // runs again without folding.
+    let pg = engine.backend() == DbBackend::Postgres;
+    let first = Mode { savepoints: false, absorb: !pg, fold: true };
+    match in_transaction(engine, ops.clone(), watched, first).await {
         Err(e) if !matches!(e, Error::Busy { .. } | Error::Indeterminate(_)) => {
-            tracing::debug!(error = %e, "a write of the batch failed; running it again with a savepoint per step");
-            in_transaction(engine, ops, watched, Mode { savepoints: true, absorb: true }).await
+            tracing::debug!(error = %e, "a write of the batch failed; running it again, each write isolated");
+            in_transaction(engine, ops, watched, Mode { savepoints: pg, absorb: true, fold: false }).await
         }
         other => other,
     }
@@ -82,8 +86,10 @@ struct Mode {
     /// Each step in a savepoint (PostgreSQL: an error aborts the transaction otherwise).
     savepoints: bool,
     /// A failing write fails alone (its group isolated) and the batch goes on; else its error aborts the
-    /// attempt.
+    /// attempt. (Never once writes were folded.)
     absorb: bool,
+    /// Fold updates and increments into the batch's inserts.
+    fold: bool,
 }
 
 /// Runs `ops` in one write transaction as `mode` says, and commits it.
@@ -103,12 +109,16 @@ async fn in_transaction(
                 let mut touched = Vec::new();
                 let mut after: Vec<Option<Cell>> = vec![None; ops.len()];
                 let mut isolated_writes = 0;
-                for step in plan(&ops, backend == DbBackend::MySql) {
+                let Plan { steps, folds } = plan(&ops, backend == DbBackend::MySql, mode.fold);
+                let mode = Mode { absorb: mode.absorb && folds.rows.is_empty(), ..mode };
+                for step in steps {
                     let started = std::time::Instant::now();
-                    let (kind, members) = (step.kind(), step.members().len());
+                    let (kind, members) = (step.kind(), step.members().to_vec());
                     let mut slots = Slots { results: &mut results, touched: &mut touched, after: &mut after };
-                    isolated_writes += run_step(txn, mode, &ops, step, &mut slots).await?;
-                    tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
+                    isolated_writes += run_step(txn, mode, &ops, step, &folds, &mut slots).await?;
+                    count_folded(&members, &folds, &mut slots);
+                    let (members, micros) = (members.len(), started.elapsed().as_micros() as u64);
+                    tracing::trace!(kind, members, micros, "batch step");
                 }
                 // The statements ran; COMMIT follows: a session's read can no longer tell whether it sees
                 // these writes until they are published.
@@ -119,10 +129,25 @@ async fn in_transaction(
                     .into_iter()
                     .map(|r| r.unwrap_or_else(|| Err(Error::internal("a write of the batch was not planned"))))
                     .collect();
-                Ok(BatchResult { results, touched, isolated: isolated_writes, after })
+                let folded = folds.hits.len();
+                Ok(BatchResult { results, touched, isolated: isolated_writes, after, folded })
             })
         })
         .await
+}
+
+/// Adds to the answers of a step's folded writes the inserted rows they matched (their statements saw only
+/// the rows already in the table), and gives a folded increment that matched one row in all the value it
+/// left there.
+fn count_folded(members: &[usize], folds: &Folds, slots: &mut Slots<'_>) {
+    for &j in members {
+        let Some(hits) = folds.hits.get(&j) else { continue };
+        if let Some(Ok(WriteOutcome::Count(n))) = &mut slots.results[j] {
+            let in_table = *n;
+            *n += hits.len() as u64;
+            slots.after[j] = if in_table == 0 && hits.len() == 1 { folds.after.get(&j).cloned() } else { None };
+        }
+    }
 }
 
 /// Whether `op` runs as one statement: on SQLite an insert, an update and an increment do (`RETURNING`
@@ -146,8 +171,9 @@ async fn execute_alone(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchR
         })
         .await;
     let model = ops[0].model();
-    let answer =
-        |result, touched, after| Ok(BatchResult { results: vec![result], touched, isolated: 0, after: vec![after] });
+    let answer = |result, touched, after| {
+        Ok(BatchResult { results: vec![result], touched, isolated: 0, after: vec![after], folded: 0 })
+    };
     match one {
         Ok((out, touched, after)) => answer(Ok(out), touched, after),
         Err(e @ Error::Busy { .. }) => Err(e),
@@ -174,6 +200,7 @@ async fn run_step(
     mode: Mode,
     ops: &[WriteOp],
     step: Step,
+    folds: &Folds,
     slots: &mut Slots<'_>,
 ) -> Result<usize> {
     let idx = match &step {
@@ -186,7 +213,7 @@ async fn run_step(
         isolated(txn, mode, &ops[idx[0]], idx[0], slots).await?;
         return Ok(0);
     }
-    let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &step, ops, &idx).await;
+    let run = async |c: &sea_orm::DatabaseTransaction| run_group(c, &step, ops, &idx, folds).await;
     let grouped = if mode.savepoints { guarded(txn, run).await } else { run(txn).await };
     match grouped {
         Ok((done, after)) => {
@@ -231,6 +258,7 @@ async fn run_group<C: ConnectionTrait>(
     step: &Step,
     ops: &[WriteOp],
     idx: &[usize],
+    folds: &Folds,
 ) -> Result<(Vec<Saved>, Vec<Option<Cell>>)> {
     let counts = |counts: Vec<u64>, t: Touched| -> Vec<Saved> {
         // The group's reach goes with its first write (the batch merges them anyway).
@@ -239,15 +267,24 @@ async fn run_group<C: ConnectionTrait>(
     };
     match step {
         Step::Inserts(_) => {
+            // A row later writes were folded into is written as they left it, and answered as submitted.
             let rows: Vec<_> = idx
                 .iter()
-                .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some(r.clone()) } else { None })
+                .filter_map(|&i| match (folds.rows.get(&i), &ops[i]) {
+                    (Some(folded), _) => Some(folded.clone()),
+                    (None, WriteOp::Insert(r)) => Some(r.clone()),
+                    _ => None,
+                })
                 .collect();
             let done = exec::insert_many(c, &rows).await?;
             let saved = idx
                 .iter()
                 .zip(done)
                 .map(|(&i, row)| {
+                    let row = match (folds.rows.contains_key(&i), &ops[i], row.get("id").and_then(Value::as_i64)) {
+                        (true, WriteOp::Insert(submitted), Some(id)) => submitted.to_row(id),
+                        _ => row,
+                    };
                     let t = inserted(ops[i].model(), &row);
                     (Ok(WriteOutcome::Row(row)), vec![t])
                 })
