@@ -4,6 +4,8 @@
 pub(crate) mod data;
 pub(crate) mod engine;
 pub mod exec;
+#[cfg(feature = "redis")]
+pub(crate) mod fence;
 pub(crate) mod filter;
 pub(crate) mod migrate;
 pub(crate) mod registry;

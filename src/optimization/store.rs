@@ -51,7 +51,9 @@ impl Store {
     /// # Errors
     /// [`Error::Config`] for bad cache settings; [`Error::Database`] when a writer cannot start.
     pub(crate) async fn open(engine: Engine, settings: Settings) -> Result<Store> {
-        let cache = Cache::new(&settings.cache)?;
+        let cache = Cache::new(&settings.cache, &engine)?;
+        // With Redis, cached reads wait for a first look at the fence (`cache/fence.rs`).
+        cache.check_fence().await;
         let batch = match settings.batch.enabled {
             true => Some(BatchWriter::start(engine.clone(), cache.clone(), &settings.batch).await?),
             false => None,
@@ -200,7 +202,7 @@ impl Store {
                     Box::pin(async move { exec::insert_many(txn, &c).await.map(drop) })
                 })
                 .await;
-            self.cache().committed(&[Touched { model, reach: Reach::Everything }], None).await;
+            self.cache().publish(&[Touched { model, reach: Reach::Everything }], None).await;
             result?;
             done += n;
         }
@@ -241,7 +243,7 @@ impl Store {
     async fn run_direct(&self, op: WriteOp) -> Result<WriteOutcome> {
         let ops = Arc::new(vec![op]);
         let done = executor::execute(self.engine(), ops.clone(), &[]).await?;
-        self.cache().committed(&merge(done.touched), None).await;
+        self.cache().publish(&merge(done.touched), None).await;
         done.results.into_iter().next().unwrap_or_else(|| Err(Error::internal("a batch of one write answered nothing")))
     }
 

@@ -26,7 +26,10 @@ fn admin_commands() {
     let url = format!("sqlite://{}/nested/admin.sqlite?mode=rwc", dir.path().display());
     assert_eq!(
         ok_json(&url, &["migrate", "status"]),
-        json!([{"name": "m20261123_000001_create_tables", "applied": false}])
+        json!([
+            {"name": "m20261123_000001_create_tables", "applied": false},
+            {"name": "m20261202_000001_create_cache_fence", "applied": false}
+        ])
     );
     let out = admin(&url, &["check"]);
     assert_eq!(out.status.code(), Some(2), "pending migrations fail the check");

@@ -429,6 +429,89 @@ async fn a_frozen_redis_never_fails_a_read_and_recovers() {
     server.wait().ok();
 }
 
+/// A write acknowledged while Redis was frozen (its counters could not move there) is never read stale
+/// afterwards: not from another handle's in-process cache, not through Redis once it returns, whether the
+/// writer was a short-lived process (gone before Redis came back) or a long-lived handle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_missed_redis_is_never_read_stale_elsewhere() {
+    if redis_url().is_none() {
+        return;
+    }
+    let port = 20_000 + fastrand::u16(..20_000);
+    let server = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is on PATH where BOTDB_TEST_REDIS_URL is set");
+    /// Stops the private Redis however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").args(["-CONT", &self.0.id().to_string()]).status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    struct Cont(u32);
+    impl Drop for Cont {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
+        }
+    }
+    let server = Server(server);
+    let url = format!("redis://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let reader = Db::open(with_redis(&dir, &url, "fence")).await.unwrap();
+    assert!(wait_until(Duration::from_secs(5), async || reader.redis_state() == PartState::Up).await.is_some());
+    reader.create("PersonInfo", &person("p1")).await.unwrap();
+    let nick = async |db: &Db| {
+        db.find_one("PersonInfo", &json!({"person_id": "p1"}), &[]).await.unwrap().unwrap()["nickname"].clone()
+    };
+    let before = reader.cache_stats().l1_hits + reader.cache_stats().l2_hits;
+    assert_eq!(nick(&reader).await, Value::Null);
+    assert_eq!(nick(&reader).await, Value::Null);
+    assert!(reader.cache_stats().l1_hits + reader.cache_stats().l2_hits > before, "the row is cached");
+
+    let guard = Cont(server.0.id());
+    assert!(std::process::Command::new("kill").args(["-STOP", &server.0.id().to_string()]).status().unwrap().success());
+    // A short-lived process writes while Redis is frozen, and ends.
+    let db_url = reader.settings().database.url.expose().to_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+        .args(["--database-url", &db_url, "save", "PersonInfo", "--data", r#"{"nickname":"NEW"}"#])
+        .args(["--key-field", "person_id", "--key-value", r#""p1""#])
+        .env_remove("BOTDB_CONFIG_DIR")
+        .env("BOTDB__CACHE__REDIS__URL", &url)
+        .env("BOTDB__CACHE__REDIS__KEY_PREFIX", "fence")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(nick(&reader).await, json!("NEW"), "the other process's write is seen at once");
+    // A long-lived writer, Redis still frozen.
+    let writer = Db::open(with_redis(&dir, &url, "fence")).await.unwrap();
+    writer.update("PersonInfo", &json!({"person_id": "p1"}), &json!({"nickname": "NEWER"})).await.unwrap();
+    assert_eq!(nick(&reader).await, json!("NEWER"));
+    assert_eq!(nick(&writer).await, json!("NEWER"));
+
+    drop(guard);
+    // Redis is back: the debt is made good, cached reads are served again, and nothing stale comes back.
+    let cached_again = wait_until(Duration::from_secs(10), async || {
+        let hits = reader.cache_stats().l1_hits + reader.cache_stats().l2_hits + reader.cache_stats().redis_hits;
+        assert_eq!(nick(&reader).await, json!("NEWER"));
+        assert_eq!(nick(&writer).await, json!("NEWER"));
+        reader.cache_stats().l1_hits + reader.cache_stats().l2_hits + reader.cache_stats().redis_hits > hits
+    })
+    .await;
+    assert!(cached_again.is_some(), "cached reads come back once the writes are made good");
+    // A process started now reads the shared counters from Redis, moved past every entry before the writes.
+    let fresh = Db::open(with_redis(&dir, &url, "fence")).await.unwrap();
+    assert!(wait_until(Duration::from_secs(5), async || fresh.redis_state() == PartState::Up).await.is_some());
+    assert_eq!(nick(&fresh).await, json!("NEWER"));
+    for db in [reader, writer, fresh] {
+        db.shutdown().await;
+    }
+    drop(server);
+}
+
 /// Loader type check: the public `Loader` accepts a plain closure.
 #[allow(dead_code)]
 fn loader_type(f: &(dyn Fn(Select) -> BoxFuture<'static, botdb::Result<Vec<Row>>> + Send + Sync)) -> Loader<'_> {

@@ -233,7 +233,7 @@ pub(super) async fn acknowledge(s: &Shared, mut done: Executed) {
         // Committed: make stale cache entries unreachable before anyone hears `Ok`.
         let invalidating = std::time::Instant::now();
         let edits = window_edits(done.ops.iter().zip(&b.results).zip(&b.after));
-        s.cache.committed(&merge(std::mem::take(&mut b.touched)), Some(&edits)).await;
+        s.cache.publish(&merge(std::mem::take(&mut b.touched)), Some(&edits)).await;
         let invalidated = invalidating.elapsed();
         s.stats.invalidate_micros.fetch_add(invalidated.as_micros() as u64, Ordering::Relaxed);
         metrics::histogram!(crate::utils::metrics::BATCH_INVALIDATE_SECONDS).record(invalidated.as_secs_f64());

@@ -12,6 +12,8 @@
 #[cfg(feature = "redis")]
 mod bus;
 pub(crate) mod carry;
+#[cfg(feature = "redis")]
+mod fence;
 pub(crate) mod generations;
 mod points;
 #[cfg(feature = "redis")]

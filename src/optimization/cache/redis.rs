@@ -166,6 +166,11 @@ impl RedisTier {
         self.errors.load(Ordering::Relaxed)
     }
 
+    /// Whether a call may be tried now (the breaker is closed, or half-open for this probe).
+    pub(super) fn reachable(&self) -> bool {
+        self.breaker.allow()
+    }
+
     /// Whether reads and fills may use Redis now.
     pub(super) fn usable(&self) -> bool {
         self.synced.load(Ordering::Acquire) && !self.desynced.load(Ordering::Acquire) && self.breaker.allow()

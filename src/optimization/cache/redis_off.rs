@@ -28,6 +28,10 @@ impl RedisTier {
         match *self {}
     }
 
+    pub(crate) fn reachable(&self) -> bool {
+        match *self {}
+    }
+
     pub(crate) fn mark_desynced(&self) {
         match *self {}
     }

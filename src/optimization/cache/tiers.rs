@@ -111,7 +111,11 @@ pub(super) struct Inner {
     pub(super) window_rows: u64,
     /// Per model, a bit per column that orders a recent-history window read so far (what commits carry).
     pub(super) window_orders: Vec<std::sync::atomic::AtomicU64>,
-    pub(super) bus: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Background tasks (the invalidation bus, the fence checks), stopped by [`Cache::shutdown`].
+    pub(super) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// With Redis: the fence that keeps writes which missed Redis from being read stale (`fence.rs`).
+    #[cfg(feature = "redis")]
+    pub(super) fence: Option<super::fence::Fence>,
     /// Bumped by every resynchronisation with Redis, before its counters are taken (see `key_of`).
     pub(super) epoch: std::sync::atomic::AtomicU64,
 }
@@ -155,7 +159,7 @@ impl Cache {
     /// moves the reads it affects to new keys (new generations): under TinyLFU a full cache kept its old,
     /// unreachable entries and refused the live ones (measured: hit ratio 0.59 under the load harness).
     /// Superseded keys are never read again, so LRU evicts exactly them first.
-    pub fn new(settings: &CacheSettings) -> Result<Cache> {
+    pub fn new(settings: &CacheSettings, engine: &crate::core::engine::Engine) -> Result<Cache> {
         let counters = Arc::new(Counters::default());
         let listener = |c: Arc<Counters>| {
             move |_k: Arc<u128>, _v: Entry, cause: moka::notification::RemovalCause| {
@@ -204,18 +208,32 @@ impl Cache {
                 negative: Duration::from_millis(settings.negative_ttl_ms),
                 window_rows: settings.window_rows,
                 window_orders: models().iter().map(|_| std::sync::atomic::AtomicU64::new(0)).collect(),
-                bus: Mutex::new(None),
+                tasks: Mutex::new(Vec::new()),
+                #[cfg(feature = "redis")]
+                fence: settings
+                    .redis
+                    .url
+                    .is_some()
+                    .then(|| super::fence::Fence::new(engine.reader().clone(), engine.writer().clone())),
                 epoch: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         #[cfg(feature = "redis")]
         if cache.inner.redis.is_some() {
-            let handle = tokio::spawn(super::bus::run(
-                Arc::downgrade(&cache.inner),
-                Duration::from_millis(settings.redis.breaker_cooldown_ms),
-            ));
-            *cache.inner.bus.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+            let weak = Arc::downgrade(&cache.inner);
+            let bus =
+                tokio::spawn(super::bus::run(weak.clone(), Duration::from_millis(settings.redis.breaker_cooldown_ms)));
+            let fence = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(super::fence::CHECK_EVERY).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    Cache { inner }.check_fence().await;
+                }
+            });
+            cache.inner.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend([bus, fence]);
         }
+        #[cfg(not(feature = "redis"))]
+        let _ = engine;
         Ok(cache)
     }
 
@@ -260,7 +278,7 @@ impl Cache {
     /// # Errors
     /// Only the loader's errors.
     pub async fn read_traced(&self, sel: &Select, load: Loader<'_>) -> Result<(Rows, bool)> {
-        if !self.caches(sel.model) {
+        if !self.caches(sel.model) || !self.fence_clear() {
             return load(sel.clone()).await.map(|rows| (to_rows(rows), true));
         }
         let inner = &self.inner;
@@ -362,20 +380,30 @@ impl Cache {
 
     /// Makes every entry a committed write may have changed unreachable, here and (with Redis) in every
     /// process, and carries the recent-history windows `edits` can replay to the new generations (see
-    /// `carry.rs`). Call after COMMIT returns and before acknowledging.
-    pub async fn committed(&self, touched: &[Touched], edits: Option<&WindowEdits>) {
+    /// `carry.rs`). Call after COMMIT returns and before acknowledging; when it returns false (the counters
+    /// did not reach Redis), call [`Cache::owe`] before acknowledging too.
+    pub async fn committed(&self, touched: &[Touched], edits: Option<&WindowEdits>) -> bool {
         let (carried, points) = match edits {
             Some(e) => (self.take_windows(touched, e).await, self.take_points(touched, e).await),
             None => (Vec::new(), Vec::new()),
         };
-        self.bump(touched).await;
+        let shared = self.bump(touched).await;
         self.install_windows(carried).await;
         self.install_points(points).await;
+        shared
     }
 
-    /// Moves the counters of everything `touched` names: with Redis, all of a batch's in one round trip (and
-    /// its announcements in one more).
-    async fn bump(&self, touched: &[Touched]) {
+    /// [`Cache::committed`], then, if the counters did not reach Redis, [`Cache::owe`]: what every committed
+    /// write passes before its caller hears `Ok`.
+    pub async fn publish(&self, touched: &[Touched], edits: Option<&WindowEdits>) {
+        if !self.committed(touched, edits).await {
+            self.owe().await;
+        }
+    }
+
+    /// Moves the counters of everything `touched` names: with Redis, all of a batch's and their
+    /// announcements in one round trip. Returns false when they did not reach Redis.
+    async fn bump(&self, touched: &[Touched]) -> bool {
         let inner = &self.inner;
         let items: Vec<(&ModelDef, usize, Vec<Field>)> =
             touched.iter().map(|t| (t.model, model_index(t.model), fields_of(t))).collect();
@@ -384,11 +412,13 @@ impl Cache {
                 .iter()
                 .map(|(_, idx, fields)| fields.iter().map(|f| inner.gens.get(*idx, *f)).collect())
                 .collect();
-            let answered = if r.usable() { r.bump_many(&items).await } else { None };
+            let answered = if r.reachable() { r.bump_many(&items).await } else { None };
             let Some(all) = answered else {
-                // Other processes cannot learn of these writes: stop using Redis until a resync.
+                // Other processes cannot learn of these writes: stop using Redis until a resync (and the
+                // caller owes them to the fence).
                 r.mark_desynced();
-                return self.bump_locally(&items);
+                self.bump_locally(&items);
+                return false;
             };
             for (((_, idx, fields), values), before) in items.iter().zip(all).zip(before) {
                 for ((f, v), b) in fields.iter().zip(values).zip(before) {
@@ -402,9 +432,10 @@ impl Cache {
                     }
                 }
             }
-            return;
+            return true;
         }
         self.bump_locally(&items);
+        true
     }
 
     fn bump_locally(&self, items: &[(&ModelDef, usize, Vec<Field>)]) {
@@ -452,9 +483,9 @@ impl Cache {
         self.inner.l2.run_pending_tasks().await;
     }
 
-    /// Stops the invalidation bus task.
+    /// Stops the background tasks (invalidation bus, fence checks).
     pub fn shutdown(&self) {
-        if let Some(h) = self.inner.bus.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        for h in self.inner.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
             h.abort();
         }
     }
@@ -488,4 +519,18 @@ mod tests {
         assert_eq!(hash128(&sel, 3, (Field::Stripe(744), 9)), 0x2d11_7650_d303_6d92_4948_df25_6a49_2cbd);
         assert_ne!(hash128(&sel, 4, (Field::Stripe(744), 9)), hash128(&sel, 3, (Field::Stripe(744), 9)));
     }
+}
+
+/// Without Redis there is no fence: cached reads are always served.
+#[cfg(not(feature = "redis"))]
+impl Cache {
+    pub(super) fn fence_clear(&self) -> bool {
+        true
+    }
+
+    /// Nothing to check without Redis.
+    pub(crate) async fn check_fence(&self) {}
+
+    /// Nothing is owed without Redis.
+    pub(crate) async fn owe(&self) {}
 }
