@@ -35,12 +35,14 @@ pub(crate) async fn down(conn: &DatabaseConnection, steps: Option<u32>) -> Resul
     Migrator::down(conn, steps).await.map_err(err)
 }
 
-/// Drops every table, then applies every migration.
+/// Reverts every applied migration (dropping botdb's tables and nothing else in the database), then applies
+/// every migration. (sea-orm's own `fresh` drops every table of the database, botdb's or not.)
 ///
 /// # Errors
 /// [`Error::Migration`].
 pub(crate) async fn fresh(conn: &DatabaseConnection) -> Result<()> {
-    Migrator::fresh(conn).await.map_err(err)
+    Migrator::down(conn, None).await.map_err(err)?;
+    Migrator::up(conn, None).await.map_err(err)
 }
 
 /// Every migration with its state.

@@ -80,6 +80,7 @@ fn admin_commands() {
         &["query", "PersonInfo", "--type", "update", "--single", "--data", r#"{"nickname":"x"}"#],
         &["query", "PersonInfo", "--type", "create", "--filter", r#"{"user_id":"42"}"#, "--data", data],
         &["query", "PersonInfo", "--type", "count", "--order-by", "-id"],
+        &["query", "PersonInfo", "--type", "get", "--all"],
     ] {
         let out = admin(&url, args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -88,11 +89,37 @@ fn admin_commands() {
     }
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1));
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--single"])["nickname"], json!("n"), "untouched");
-    assert_eq!(admin(&url, &["migrate", "fresh"]).status.code(), Some(1), "fresh needs --yes");
+    // An update or delete without a filter needs --all.
+    for t in ["update", "delete"] {
+        let mut args = vec!["query", "PersonInfo", "--type", t];
+        if t == "update" {
+            args.extend(["--data", r#"{"nickname":"all"}"#]);
+        }
+        let out = admin(&url, &args);
+        assert_eq!(out.status.code(), Some(1), "{t} without --filter");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--all"), "{t}");
+    }
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--single"])["nickname"], json!("n"), "untouched");
+    assert_eq!(
+        ok_json(&url, &["query", "PersonInfo", "--type", "update", "--all", "--data", r#"{"nickname":"all"}"#]),
+        json!(1)
+    );
+    // Destructive migrations need --yes, name the target and what goes; --dry-run changes nothing.
+    for args in [&["migrate", "fresh"][..], &["migrate", "down", "-n", "2"]] {
+        let out = admin(&url, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} needs --yes");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--yes") && err.contains("admin.sqlite") && err.contains("25 table(s)"), "{err}");
+    }
+    let plan = ok_json(&url, &["migrate", "down", "-n", "2", "--dry-run"]);
+    assert_eq!(plan["revert"], json!(["m20261202_000001_create_cache_fence", "m20261123_000001_create_tables"]));
+    let person = plan["drops"].as_array().unwrap().iter().find(|t| t["table"] == "person_info").unwrap().clone();
+    assert_eq!(person["rows"], json!(1));
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1), "and nothing was dropped");
     ok_json(&url, &["migrate", "fresh", "--yes"]);
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(0));
-    ok_json(&url, &["migrate", "down"]);
+    ok_json(&url, &["migrate", "down", "--yes"]);
+    ok_json(&url, &["migrate", "down", "--yes"]);
     assert_eq!(admin(&url, &["check"]).status.code(), Some(2));
     let health = ok_json(&url, &["health"]);
     assert_eq!((health["status"].clone(), health["database"].clone()), (json!("ok"), json!("up")));

@@ -214,3 +214,21 @@ async fn analyze_gives_the_planner_statistics(t: &TestDb) {
     t.db.analyze().await.unwrap();
     assert!(count(conn).await >= min, "statistics after ANALYZE");
 }
+
+/// `migrate_fresh` drops botdb's tables and only those: a table of the bot's own beside them survives.
+#[tokio::test]
+async fn fresh_leaves_other_tables_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/fresh.sqlite?mode=rwc", dir.path().display());
+    let db = Db::open(Settings::for_url(url.clone())).await.unwrap();
+    let conn = Database::connect(&url).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE not_botdb (x INTEGER)").await.unwrap();
+    conn.execute_unprepared("INSERT INTO not_botdb VALUES (7)").await.unwrap();
+    db.create("PersonInfo", &json!({"person_id": "p", "platform": "qq", "user_id": "u"})).await.unwrap();
+    db.migrate_fresh().await.unwrap();
+    assert_eq!(db.count("PersonInfo", &json!({})).await.unwrap(), 0, "botdb's tables start again");
+    let rows = rows(&conn, "SELECT x FROM not_botdb").await;
+    assert_eq!(rows.len(), 1, "the other table and its row are still there");
+    db.shutdown().await;
+    conn.close().await.unwrap();
+}

@@ -56,6 +56,9 @@ pub(crate) enum Command {
         /// Return the first row or null.
         #[arg(long)]
         single: bool,
+        /// Let an update or delete without --filter touch every row of the table.
+        #[arg(long)]
+        all: bool,
     },
     /// Upsert like `db_save` and print the row.
     Save {
@@ -132,18 +135,29 @@ pub(crate) enum MigrateAction {
         #[arg(short = 'n', long)]
         steps: Option<u32>,
     },
-    /// Revert applied migrations (the last one by default).
+    /// Revert applied migrations (the last one by default). Reverting the first drops the bot's 25 tables
+    /// and their data.
     Down {
         /// How many to revert.
         #[arg(short = 'n', long, default_value_t = 1)]
         steps: u32,
+        /// Confirm: revert them.
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        /// Print what would be reverted and the rows it would drop; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Every migration and whether it is applied.
     Status,
-    /// Drop every table and re-apply every migration. Destroys all data.
+    /// Revert every migration (dropping botdb's tables, and only those) and apply them again. Destroys all
+    /// of botdb's data.
     Fresh {
         /// Confirm the destruction.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dry_run")]
         yes: bool,
+        /// Print what would be dropped and the rows it holds; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

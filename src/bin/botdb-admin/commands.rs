@@ -26,6 +26,41 @@ async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
     Db::open(settings).await
 }
 
+/// What reverting migrations would do: the target, the migrations reverted (newest first), and the rows in
+/// the tables they drop.
+async fn revert_plan(db: &Db, steps: Option<u32>) -> Result<Value> {
+    let applied: Vec<String> =
+        db.migrate_status().await?.into_iter().filter(|m| m.applied).map(|m| m.name).rev().collect();
+    let revert: Vec<String> = applied.into_iter().take(steps.map_or(usize::MAX, |n| n as usize)).collect();
+    // The first migration creates the bot's tables: reverting it drops them.
+    let drops_tables = revert.iter().any(|m| m.ends_with("_create_tables"));
+    let tables: Vec<Value> = if drops_tables {
+        db.stats().await?.into_iter().map(|t| json!({"table": t.table, "rows": t.rows})).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(json!({"target": db.settings().database.url.redacted(), "revert": revert, "drops": tables}))
+}
+
+/// Prints the plan and says whether to go on: with `--dry-run`, no; without `--yes`, an error naming the target
+/// and what would go.
+fn confirmed(plan: &Value, verb: &str, yes: bool, dry_run: bool) -> Result<bool> {
+    if dry_run {
+        print(plan)?;
+        return Ok(false);
+    }
+    if yes {
+        return Ok(true);
+    }
+    let rows: u64 = plan["drops"].as_array().map_or(0, |t| t.iter().filter_map(|t| t["rows"].as_u64()).sum());
+    let tables = plan["drops"].as_array().map_or(0, Vec::len);
+    Err(Error::InvalidRequest(format!(
+        "`{verb}` on {} reverts {} migration(s), dropping {tables} table(s) holding {rows} row(s); add --yes to confirm (--dry-run shows the plan)",
+        plan["target"].as_str().unwrap_or("?"),
+        plan["revert"].as_array().map_or(0, Vec::len),
+    )))
+}
+
 async fn wait_for_bus(db: Db) -> Db {
     for _ in 0..50 {
         if db.redis_state() != botdb::PartState::Degraded {
@@ -68,18 +103,25 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
         Command::Migrate { action } => {
             match action {
                 MigrateAction::Up { steps } => db.migrate_up(steps).await?,
-                MigrateAction::Down { steps } => db.migrate_down(Some(steps)).await?,
-                MigrateAction::Status => {}
-                MigrateAction::Fresh { yes: false } => {
-                    return Err(Error::InvalidRequest(
-                        "`migrate fresh` drops every table and all data; add --yes to confirm".into(),
-                    ));
+                MigrateAction::Down { steps, yes, dry_run } => {
+                    let plan = revert_plan(db, Some(steps)).await?;
+                    if !confirmed(&plan, "migrate down", yes, dry_run)? {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    db.migrate_down(Some(steps)).await?;
                 }
-                MigrateAction::Fresh { yes: true } => db.migrate_fresh().await?,
+                MigrateAction::Status => {}
+                MigrateAction::Fresh { yes, dry_run } => {
+                    let plan = revert_plan(db, None).await?;
+                    if !confirmed(&plan, "migrate fresh", yes, dry_run)? {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    db.migrate_fresh().await?;
+                }
             }
             print(&db.migrate_status().await?)?;
         }
-        Command::Query { model, query_type, filter, data, order_by, limit, single } => {
+        Command::Query { model, query_type, filter, data, order_by, limit, single, all } => {
             // Options that do not apply to the query type are refused, never silently ignored.
             let unused: Vec<&str> = [
                 ("--limit", limit.is_some() && query_type != "get"),
@@ -87,6 +129,7 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
                 ("--order-by", !order_by.is_empty() && query_type != "get"),
                 ("--filter", filter.is_some() && query_type == "create"),
                 ("--data", data.is_some() && !matches!(query_type.as_str(), "create" | "update")),
+                ("--all", all && !matches!(query_type.as_str(), "update" | "delete")),
             ]
             .into_iter()
             .filter_map(|(name, given)| given.then_some(name))
@@ -96,6 +139,12 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
                     "{} does not apply to --type {}; remove it",
                     unused.join(", "),
                     query_type.chars().flat_map(char::escape_debug).take(40).collect::<String>()
+                )));
+            }
+            if matches!(query_type.as_str(), "update" | "delete") && filter.is_none() && !all {
+                return Err(botdb::Error::InvalidRequest(format!(
+                    "--type {query_type} without --filter would touch every row of {}; give --filter, or --all to mean it",
+                    model.chars().flat_map(char::escape_debug).take(40).collect::<String>()
                 )));
             }
             let filter = filter.map(|f| parse_json("filter", &f)).transpose()?;
