@@ -44,6 +44,11 @@ impl DatabaseUrl {
         })
     }
 
+    /// The file of a SQLite URL (`None` for in-memory SQLite and for servers).
+    pub fn sqlite_file(&self) -> Option<&str> {
+        sqlite_file_of(&self.0)
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         let s = &self.0;
@@ -59,6 +64,13 @@ impl DatabaseUrl {
         }
         s.clone()
     }
+}
+
+/// The file path of a SQLite URL, or `None` for an in-memory database or a server URL.
+pub(crate) fn sqlite_file_of(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
 }
 
 impl fmt::Debug for DatabaseUrl {

@@ -31,12 +31,7 @@ pub struct Engine {
     retry: RetryPolicy,
 }
 
-/// The file path of a SQLite URL, or `None` for an in-memory database.
-fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then_some(path)
-}
+use crate::config::sqlite_file_of as sqlite_path;
 
 /// Records every statement's duration (`botdb_query_duration_seconds{op, backend}`) and logs statements
 /// slower than `slow_ms` by kind, never with their parameters (rows carry chat contents).

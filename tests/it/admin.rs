@@ -129,6 +129,51 @@ fn admin_commands() {
     let out = admin(&url, &["cache", "flush"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only this process"));
+    // Read-only commands never create a database: a mistyped path is an error (health: JSON, exit 4).
+    let typo = format!("sqlite://{}/typo/nothing.sqlite?mode=rwc", dir.path().display());
+    for args in [
+        &["stats"][..],
+        &["check"],
+        &["query", "PersonInfo"],
+        &["query", "PersonInfo", "--type", "count"],
+        &["cache", "stats"],
+    ] {
+        let out = admin(&typo, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"), "{args:?}");
+    }
+    let out = admin(&typo, &["health"]);
+    assert_eq!(out.status.code(), Some(4));
+    let down: Value = serde_json::from_slice(&out.stdout).expect("health prints JSON when down");
+    assert_eq!(down["status"], json!("down"));
+    assert!(!dir.path().join("typo").exists(), "nothing was created");
+    // A closed pipe (`stats | true`) ends the output quietly, not in a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+        .args(["--database-url", &url, "models"])
+        .env_remove("BOTDB_CONFIG_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Degraded (Redis unreachable): exit 3, still JSON.
+    let out = Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+        .args(["--database-url", &url, "health"])
+        .env_remove("BOTDB_CONFIG_DIR")
+        .env("BOTDB__CACHE__REDIS__URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let degraded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((degraded["status"].clone(), degraded["database"].clone()), (json!("degraded"), json!("up")));
+    // Nor do they migrate: `stats` on a database whose migrations are pending leaves them pending.
+    let fresh = format!("sqlite://{}/pending.sqlite?mode=rwc", dir.path().display());
+    ok_json(&fresh, &["migrate", "status"]);
+    admin(&fresh, &["stats"]);
+    let status = ok_json(&fresh, &["migrate", "status"]);
+    assert!(status.as_array().unwrap().iter().all(|m| m["applied"] == json!(false)), "{status}");
     let bad = admin("ftp://nowhere", &["stats"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported database URL"));

@@ -104,7 +104,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
-    /// Which parts are up (database, Redis, write queue). Exit 2 when the database is down.
+    /// Which parts are up (database, Redis, write queue), as JSON even when the database is down. Exit 0 ok,
+    /// 3 degraded (Redis), 4 down (the database).
     Health,
     /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
     Check,

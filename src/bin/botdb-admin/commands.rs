@@ -11,19 +11,37 @@ fn parse_json(what: &str, s: &str) -> Result<Value> {
     serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
 }
 
+/// Prints JSON on stdout; a closed pipe (`botdb-admin stats | head -1`) ends the output quietly.
 fn print(v: &impl serde::Serialize) -> Result<()> {
+    use std::io::Write;
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::InvalidRequest(e.to_string()))?;
-    println!("{s}");
-    Ok(())
+    match writeln!(std::io::stdout().lock(), "{s}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Internal(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
-async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
+fn settings_of(args: &Args) -> Result<Settings> {
     let mut settings = Settings::load(args.config.as_deref())?;
     if let Some(url) = &args.database_url {
         settings.database.url = botdb::DatabaseUrl::new(url.clone());
     }
+    Ok(settings)
+}
+
+async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
+    let mut settings = settings_of(args)?;
     settings.database.run_migrations &= run_migrations;
     Db::open(settings).await
+}
+
+/// `health` when the database cannot even be opened: still JSON on stdout, exit 4.
+fn health_down(e: &Error) -> ExitCode {
+    let _ = print(&json!({"status": "down", "database": "down", "error": e.to_string()}));
+    eprintln!("error: the database is down: {e}");
+    ExitCode::from(4)
 }
 
 /// What reverting migrations would do: the target, the migrations reverted (newest first), and the rows in
@@ -84,11 +102,32 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         print(&models)?;
         return Ok(ExitCode::SUCCESS);
     }
-    // Migration commands and `check` must see the schema as it is, not migrate it first.
-    let migrate_first = !matches!(args.command, Command::Migrate { .. } | Command::Check);
-    let mut db = open(&args, migrate_first).await?;
-    if let Command::Cache { .. } = args.command {
-        // Let the invalidation bus subscribe before asking Redis.
+    // Only commands that write migrate first; the others see the schema as it is, and never create a
+    // database (a mistyped SQLite path is an error, not a new empty file).
+    let writes = match &args.command {
+        Command::Query { query_type, .. } => !matches!(query_type.as_str(), "get" | "count"),
+        Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush } => true,
+        Command::Migrate { .. } | Command::Analyze => true,
+        _ => false,
+    };
+    if !writes
+        && let Some(file) = settings_of(&args)?.database.url.sqlite_file().map(str::to_owned)
+        && !std::path::Path::new(&file).exists()
+    {
+        let e = Error::Config(format!("no database at {file}: this command never creates one (check --database-url)"));
+        return match args.command {
+            Command::Health => Ok(health_down(&e)),
+            _ => Err(e),
+        };
+    }
+    let migrate_first = writes && !matches!(args.command, Command::Migrate { .. });
+    let mut db = match open(&args, migrate_first).await {
+        Ok(db) => db,
+        Err(e) if matches!(args.command, Command::Health) => return Ok(health_down(&e)),
+        Err(e) => return Err(e),
+    };
+    if let Command::Cache { .. } | Command::Health = args.command {
+        // Let the invalidation bus subscribe before asking Redis (bounded).
         db = wait_for_bus(db).await;
     }
     let code = execute(&db, args.command).await;
@@ -187,9 +226,14 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
         Command::Health => {
             let h = db.health().await;
             print(&h)?;
-            if h.status == botdb::HealthStatus::Down {
-                eprintln!("error: the database is down");
-                return Ok(ExitCode::from(2));
+            // 0 ok, 3 degraded, 4 down (2 is clap's usage error).
+            match h.status {
+                botdb::HealthStatus::Down => {
+                    eprintln!("error: the database is down");
+                    return Ok(ExitCode::from(4));
+                }
+                botdb::HealthStatus::Degraded => return Ok(ExitCode::from(3)),
+                botdb::HealthStatus::Ok => {}
             }
         }
         Command::Cache { action: CacheAction::Stats } => {
