@@ -16,6 +16,7 @@
 //! | retry with backoff on busy/locked/deadlock | `src/utils/retry.rs` |
 //! | epoch/local/UTC time, the `DATETIME` text format | `src/utils/time.rs` |
 //! | the stable hash of everything named in Redis (XXH3, fixed seed) | `src/utils/stable_hash.rs` |
+//! | a dedicated thread with its own runtime (drives the Redis connection) | `src/utils/runtime.rs` |
 //! | settings and the layered loader (`config/`, `BOTDB__…`) | `src/config.rs` |
 //! | connections per backend, SQLite pragmas, write transactions | `src/core/engine.rs` |
 //! | the model mapping: models, columns, defaults, keys, and their annotations (partition, priority, …) | `src/core/registry/mapping.rs` (data: `models.rs`, generated) |
@@ -32,6 +33,7 @@
 //! | windows carried across commits (edited in place, not reloaded) | `src/optimization/cache/carry.rs` |
 //! | the Redis tier: breaker, timeouts, shared counters, encoding (`redis_off.rs` without the feature) | `src/optimization/cache/redis.rs` |
 //! | the invalidation bus (pub/sub, resync after reconnect) | `src/optimization/cache/bus.rs` |
+//! | the fence: writes that missed Redis are never read stale by other processes | `src/optimization/cache/fence.rs` (its table: `src/core/fence.rs`) |
 //! | cache statistics and part states | `src/optimization/cache/stats.rs` |
 //! | sessions: a caller's pending writes applied to committed answers (read-your-writes) | `src/optimization/session.rs` |
 //! | point entries written through on commit | `src/optimization/cache/points.rs` |
@@ -39,7 +41,7 @@
 //! | the batch scheduler: tickets, bounds, read-your-writes waits | `src/optimization/batch/scheduler.rs` |
 //! | priorities' aging queue | `src/optimization/batch/queue.rs` |
 //! | adaptive batch size and linger | `src/optimization/batch/controller.rs` |
-//! | which writes of a batch share a statement (commutation, grouping) | `src/optimization/batch/plan.rs` |
+//! | which writes of a batch share a statement (commutation, grouping), and which fold into its inserts | `src/optimization/batch/plan.rs` |
 //! | one batch in one transaction: chunking, isolation of failing writes | `src/optimization/batch/executor.rs` |
 //! | grouped statements: updates, summed increments, upserts | `src/optimization/batch/grouped.rs` |
 //! | writer threads and lanes: collect, execute, acknowledge in commit order | `src/optimization/batch/writer.rs` |

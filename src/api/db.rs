@@ -106,7 +106,8 @@ pub enum HealthStatus {
 /// The result of [`Db::health`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
-    /// The verdict: ok, degraded (the database is up, Redis is not) or down (the database is not).
+    /// The verdict: ok, degraded (the database is up, but Redis is not, or writes fail) or down (the
+    /// database is not).
     pub status: HealthStatus,
     /// Up or down: a trivial query answered within 2 s.
     pub database: PartState,
@@ -114,6 +115,9 @@ pub struct Health {
     pub database_ms: f64,
     /// Up, degraded (breaker open or not yet synchronised: reads skip it) or absent.
     pub redis: PartState,
+    /// Up, or degraded while writes fail: the last batch's transaction could not commit (the database
+    /// answers reads but refuses writes: locked, read-only, disk full).
+    pub writes: PartState,
     /// Writes queued or running in the batch scheduler.
     pub queued_writes: usize,
     /// How long ago the last batch committed, in ms (none before the first).
@@ -370,13 +374,14 @@ impl Db {
         .await;
         let database = if matches!(ping, Ok(Ok(_))) { PartState::Up } else { PartState::Down };
         let redis = self.cache().redis_state();
-        let (queued_writes, last_flush_age_ms) = match self.store().batch() {
-            Some(b) => (b.stats().queued.iter().sum(), b.last_flush_age().map(|d| d.as_secs_f64() * 1e3)),
-            None => (0, None),
+        let (queued_writes, last_flush_age_ms, failing) = match self.store().batch() {
+            Some(b) => (b.stats().queued.iter().sum(), b.last_flush_age().map(|d| d.as_secs_f64() * 1e3), b.failing()),
+            None => (0, None, false),
         };
-        let status = match (database, redis) {
-            (PartState::Down, _) => HealthStatus::Down,
-            (_, PartState::Degraded) => HealthStatus::Degraded,
+        let writes = if failing { PartState::Degraded } else { PartState::Up };
+        let status = match (database, redis, writes) {
+            (PartState::Down, _, _) => HealthStatus::Down,
+            (_, PartState::Degraded, _) | (_, _, PartState::Degraded) => HealthStatus::Degraded,
             _ => HealthStatus::Ok,
         };
         Health {
@@ -384,6 +389,7 @@ impl Db {
             database,
             database_ms: started.elapsed().as_secs_f64() * 1e3,
             redis,
+            writes,
             queued_writes,
             last_flush_age_ms,
         }

@@ -50,3 +50,34 @@ fn a_read_a_write_and_a_flush_emit_the_key_metrics() {
     }
     assert!(names.iter().all(|n| n.starts_with("botdb_")), "{names:?}");
 }
+
+/// `health` says degraded while writes fail (another connection holds SQLite's write lock), though reads
+/// still work, and ok again once a write commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_degraded_while_writes_fail() {
+    use botdb::sea_orm::{ConnectOptions, ConnectionTrait, Database};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/h.sqlite?mode=rwc", dir.path().display());
+    let mut s = botdb::Settings::for_url(url.clone());
+    s.database.busy_timeout_ms = 50;
+    s.database.retry_attempts = 1;
+    let db = botdb::Db::open(s).await.unwrap();
+    let person = |id: &str| serde_json::json!({"person_id": id, "platform": "qq", "user_id": id});
+    db.create("PersonInfo", &person("p0")).await.unwrap();
+    let h = db.health().await;
+    assert_eq!((h.status, h.writes), (botdb::HealthStatus::Ok, botdb::PartState::Up));
+    let mut opt = ConnectOptions::new(url);
+    opt.max_connections(1).min_connections(1);
+    let holder = Database::connect(opt).await.unwrap();
+    holder.execute_unprepared("BEGIN IMMEDIATE").await.unwrap();
+    assert!(db.create("PersonInfo", &person("p1")).await.is_err(), "the write lock is held elsewhere");
+    let h = db.health().await;
+    assert_eq!(
+        (h.status, h.database, h.writes),
+        (botdb::HealthStatus::Degraded, botdb::PartState::Up, botdb::PartState::Degraded)
+    );
+    holder.execute_unprepared("COMMIT").await.unwrap();
+    db.create("PersonInfo", &person("p2")).await.unwrap();
+    assert_eq!(db.health().await.status, botdb::HealthStatus::Ok);
+    db.shutdown().await;
+}

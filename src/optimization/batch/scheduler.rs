@@ -99,6 +99,8 @@ pub(super) struct Counters {
     pub(super) rows_in_multi_row_batches: AtomicU64,
     pub(super) last_batch_rows: AtomicU64,
     pub(super) failed_batches: AtomicU64,
+    /// Whether the last batch failed as a whole (the database refused the transaction).
+    pub(super) last_batch_failed: AtomicBool,
     pub(super) flush_micros: AtomicU64,
     pub(super) linger_micros: AtomicU64,
     pub(super) isolated_writes: AtomicU64,
@@ -410,6 +412,11 @@ impl BatchWriter {
         s.count.close();
         s.bytes.close();
         s.done.notify_waiters();
+    }
+
+    /// Whether the last batch failed as a whole (its transaction could not commit): writes are failing.
+    pub(crate) fn failing(&self) -> bool {
+        self.shared.stats.last_batch_failed.load(Ordering::Acquire)
     }
 
     /// How long ago the last batch finished, if any did.

@@ -250,6 +250,7 @@ fn answer(s: &Shared, done: Executed) {
     let c = &s.stats;
     match outcome {
         Ok(executor::BatchResult { results, isolated, folded, .. }) => {
+            c.last_batch_failed.store(false, Ordering::Release);
             c.isolated_writes.fetch_add(isolated as u64, Ordering::Relaxed);
             c.folded_writes.fetch_add(folded as u64, Ordering::Relaxed);
             metrics::counter!(crate::utils::metrics::BATCH_ISOLATED_WRITES_TOTAL).increment(isolated as u64);
@@ -276,6 +277,7 @@ fn answer(s: &Shared, done: Executed) {
         Err(e) => {
             tracing::warn!(error = %e, rows = n, "batch failed");
             c.failed_batches.fetch_add(1, Ordering::Relaxed);
+            c.last_batch_failed.store(true, Ordering::Release);
             c.rows_rejected.fetch_add(n as u64, Ordering::Relaxed);
             metrics::counter!(crate::utils::metrics::ROWS_REJECTED_TOTAL).increment(n as u64);
             for w in waiters {
