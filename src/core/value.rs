@@ -82,7 +82,29 @@ fn invalid(model: &ModelDef, col: &ColumnDef, expected: impl Into<String>, got: 
     Error::InvalidValue { model: model.name.into(), field: col.name.into(), expected: expected.into(), got }
 }
 
+/// The most bytes MySQL's `TEXT` (every text column without a `VARCHAR` length) holds.
+pub(crate) const MYSQL_TEXT_BYTES: usize = 65_535;
+
 impl Cell {
+    /// Checks what only some backends refuse, before any SQL: on MySQL a `TEXT` column holds at most
+    /// [`MYSQL_TEXT_BYTES`] bytes (the server would reject the row after the statement ran).
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] naming the limit.
+    pub(crate) fn check_backend(&self, model: &ModelDef, col: &ColumnDef, backend: DbBackend) -> Result<()> {
+        match self {
+            Cell::Text(s) if backend == DbBackend::MySql && col.max_len.is_none() && s.len() > MYSQL_TEXT_BYTES => {
+                Err(invalid(
+                    model,
+                    col,
+                    format!("text of at most {MYSQL_TEXT_BYTES} bytes (MySQL's TEXT)"),
+                    format!("{} bytes", s.len()),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks `v` against `col` and converts it. `null` becomes [`Cell::Null`] (see [`Cell::check_write`]).
     ///
     /// # Errors

@@ -191,6 +191,11 @@ impl Store {
     /// # Errors
     /// The first failing chunk's error (earlier chunks stay committed).
     pub(crate) async fn insert_many(&self, model: &'static ModelDef, rows: Vec<NewRow>) -> Result<u64> {
+        // Every row checked before any is written.
+        for r in &rows {
+            let backend = self.engine().backend();
+            r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(model, model.col(i), backend))?;
+        }
         let mut done = 0;
         for chunk in rows.chunks(2000) {
             let chunk = Arc::new(chunk.to_vec());
@@ -232,6 +237,7 @@ impl Store {
     /// partition.
     fn admit(&self, op: &WriteOp) -> Result<()> {
         op.check()?;
+        op.check_backend(self.engine().backend())?;
         self.on_insert(op);
         Ok(())
     }

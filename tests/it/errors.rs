@@ -84,6 +84,18 @@ async fn validation_errors_touch_nothing(t: &TestDb) {
     assert!(matches!(e, Error::InvalidValue { .. }), "{e}");
     assert_eq!(db.find("LLMUsage", &json!({}), &[], None).await.unwrap(), before, "nothing changed");
     assert_eq!(db.count("LLMUsage", &Value::Null).await.unwrap(), 3);
+    // Text MySQL's TEXT cannot hold (65,535 bytes) is refused there before any SQL, with the limit named;
+    // SQLite and PostgreSQL store it.
+    let long = "字".repeat(22_000); // 66,000 bytes
+    let (filter, data) = (json!({"user_id": "u1"}), json!({"endpoint": long}));
+    let u = db.update("LLMUsage", &filter, &data);
+    if t.backend == crate::helpers::Backend::Mysql {
+        let e = u.await.unwrap_err();
+        assert!(matches!(e, Error::InvalidValue { .. }) && e.to_string().contains("65535 bytes"), "{e}");
+        assert_eq!(db.find("LLMUsage", &json!({}), &[], None).await.unwrap(), before, "nothing changed");
+    } else {
+        assert!(u.await.unwrap() > 0);
+    }
 }
 
 async fn constraint_errors_are_typed(t: &TestDb) {

@@ -90,6 +90,25 @@ impl WriteOp {
         }
     }
 
+    /// Checks the values against what `backend` stores (see [`Cell::check_backend`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] naming the limit.
+    pub fn check_backend(&self, backend: sea_orm::DbBackend) -> Result<(), Error> {
+        let m = self.model();
+        let row = |r: &NewRow| r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(m, m.col(i), backend));
+        let changes = |c: &Changes| c.sets.iter().try_for_each(|(i, v)| v.check_backend(m, m.col(*i), backend));
+        match self {
+            WriteOp::Insert(r) => row(r),
+            WriteOp::Update { changes: c, .. } => changes(c),
+            WriteOp::Save { changes: c, new_row, .. } => {
+                c.as_ref().map_or(Ok(()), changes)?;
+                new_row.as_ref().map_or(Ok(()), row)
+            }
+            WriteOp::Delete { .. } | WriteOp::Increment { .. } => Ok(()),
+        }
+    }
+
     /// An estimate of the memory the queued write holds, for the byte bound.
     pub fn bytes(&self) -> usize {
         let cells = |c: &[Cell]| c.iter().map(|c| if let Cell::Text(s) = c { 24 + s.len() } else { 24 }).sum::<usize>();
