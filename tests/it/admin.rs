@@ -74,6 +74,12 @@ fn admin_commands() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("unknown field `user_idd`"), "{err}");
     assert!(admin(&url, &["query", "PersonInfo", "--filter", "{oops"]).status.code() == Some(1));
+    // A key named twice is refused (plain JSON parsing keeps the last one and drops the other silently).
+    let out =
+        admin(&url, &["query", "PersonInfo", "--type", "delete", "--filter", r#"{"user_id":"42","user_id":"0"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1), "nothing deleted");
     // Options that do not apply to the query type are refused, and nothing is touched.
     for args in [
         &["query", "PersonInfo", "--type", "delete", "--limit", "1"][..],

@@ -7,8 +7,65 @@ use serde_json::{Value, json};
 
 use crate::cli::{Args, CacheAction, Command, MigrateAction};
 
+/// Parses an option's JSON, refusing an object that names a key twice (plain JSON parsing keeps the last one,
+/// silently dropping the other).
 fn parse_json(what: &str, s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))
+    let Unique(v) =
+        serde_json::from_str(s).map_err(|e| Error::InvalidRequest(format!("--{what} is not valid JSON: {e}")))?;
+    Ok(v)
+}
+
+/// A JSON value whose objects name each key once.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Unique;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, b: bool) -> std::result::Result<Unique, E> {
+                Ok(Unique(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> std::result::Result<Unique, E> {
+                Ok(Unique(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> std::result::Result<Unique, E> {
+                Ok(Unique(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> std::result::Result<Unique, E> {
+                Ok(Unique(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Unique, E> {
+                Ok(Unique(Value::String(s.to_owned())))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Unique, E> {
+                Ok(Unique(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Unique, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Unique(v)) = a.next_element()? {
+                    out.push(v);
+                }
+                Ok(Unique(Value::Array(out)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> std::result::Result<Unique, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let Unique(v) = a.next_value()?;
+                    if out.contains_key(&k) {
+                        let shown: String = k.chars().flat_map(char::escape_debug).take(60).collect();
+                        return Err(serde::de::Error::custom(format!("the key \"{shown}\" appears twice")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(Unique(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Prints JSON on stdout; a closed pipe (`botdb-admin stats | head -1`) ends the output quietly.
