@@ -449,6 +449,50 @@ impl Db {
         .map_err(|e| Error::from_db("analyze", "", e))
     }
 
+    /// Rebuilds botdb's tables to give back the space of deleted rows: SQLite `VACUUM` (the whole file; it
+    /// needs free disk of about the file's size and holds the write lock meanwhile), PostgreSQL `VACUUM`
+    /// (online), MySQL `OPTIMIZE TABLE`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn vacuum(&self) -> Result<()> {
+        let backend = self.backend();
+        let tables: Vec<String> = registry::models().iter().map(|m| quote(backend, m.table)).collect();
+        let sql = match backend {
+            DbBackend::MySql => format!("OPTIMIZE TABLE {}", tables.join(", ")),
+            DbBackend::Postgres => format!("VACUUM {}", tables.join(", ")),
+            _ => "VACUUM".to_owned(),
+        };
+        let conn = self.engine().writer();
+        if backend == DbBackend::MySql {
+            conn.query_all_raw(Statement::from_string(backend, sql)).await.map(drop)
+        } else {
+            conn.execute_raw(Statement::from_string(backend, sql)).await.map(drop)
+        }
+        .map_err(|e| Error::from_db("vacuum", "", e))
+    }
+
+    /// SQLite: copies the write-ahead log into the database file and truncates it (`PRAGMA
+    /// wal_checkpoint(TRUNCATE)`); returns the log's frames and how many were copied.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] on PostgreSQL and MySQL (they manage their logs themselves);
+    /// [`Error::Database`], or [`Error::Busy`] when a reader kept the checkpoint from finishing.
+    pub async fn checkpoint(&self) -> Result<(i64, i64)> {
+        if self.backend() != DbBackend::Sqlite {
+            return Err(Error::InvalidRequest(
+                "checkpoint is for SQLite's write-ahead log; servers manage theirs".into(),
+            ));
+        }
+        let stmt = Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)");
+        let row = self.engine().writer().query_one_raw(stmt).await.map_err(|e| Error::from_db("checkpoint", "", e))?;
+        let get = |i| row.as_ref().and_then(|r| r.try_get_by_index::<i64>(i).ok()).unwrap_or(0);
+        if get(0) != 0 {
+            return Err(Error::Busy { attempts: 1, message: "a reader kept the checkpoint from finishing".into() });
+        }
+        Ok((get(1), get(2)))
+    }
+
     /// Rows (and on SQLite, bytes) per table.
     ///
     /// # Errors

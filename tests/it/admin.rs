@@ -64,6 +64,9 @@ fn admin_commands() {
         ],
     );
     assert_eq!((action["chat_id"].clone(), action["action_done"].clone()), (json!("s"), json!(false)));
+    assert_eq!(ok_json(&url, &["vacuum"]), json!({"vacuumed": 25}));
+    assert!(ok_json(&url, &["checkpoint"])["log_frames"].is_i64());
+    assert_eq!(ok_json(&url, &["analyze"]), json!({"analyzed": 25}));
     let stats = ok_json(&url, &["stats"]);
     let person = stats.as_array().unwrap().iter().find(|s| s["model"] == "PersonInfo").unwrap();
     assert_eq!(person["rows"], json!(1));

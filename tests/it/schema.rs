@@ -9,7 +9,11 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestDb, backend_tests, required_data};
 
-backend_tests!(migrate_down_then_up_leaves_an_equal_schema, analyze_gives_the_planner_statistics);
+backend_tests!(
+    migrate_down_then_up_leaves_an_equal_schema,
+    analyze_gives_the_planner_statistics,
+    vacuum_and_checkpoint
+);
 
 /// (table → [(column, sqlite type, not null)], table → {index name → (columns, unique)}) from schema.md.
 type Spec = (BTreeMap<String, Vec<(String, String, bool)>>, BTreeMap<String, BTreeMap<String, (Vec<String>, bool)>>);
@@ -231,4 +235,27 @@ async fn fresh_leaves_other_tables_alone() {
     assert_eq!(rows.len(), 1, "the other table and its row are still there");
     db.shutdown().await;
     conn.close().await.unwrap();
+}
+
+/// `vacuum` gives back the space of deleted rows (SQLite: the file shrinks) and `checkpoint` empties SQLite's
+/// write-ahead log; on a server `checkpoint` is refused with a typed error.
+async fn vacuum_and_checkpoint(t: &TestDb) {
+    let m = botdb::model("Messages").unwrap();
+    let rows: Vec<serde_json::Value> = (0..2000).map(|i| required_data(m, i)).collect();
+    t.db.insert_many("Messages", &rows).await.unwrap();
+    t.db.delete("Messages", &json!({})).await.unwrap();
+    if t.backend != Backend::Sqlite {
+        t.db.vacuum().await.unwrap();
+        assert!(matches!(t.db.checkpoint().await, Err(botdb::Error::InvalidRequest(_))));
+        return;
+    }
+    let file = t.db.settings().database.url.sqlite_file().unwrap().to_owned();
+    let wal = format!("{file}-wal");
+    t.db.checkpoint().await.unwrap();
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0, "the log is truncated");
+    let before = std::fs::metadata(&file).unwrap().len();
+    t.db.vacuum().await.unwrap();
+    t.db.checkpoint().await.unwrap();
+    let after = std::fs::metadata(&file).unwrap().len();
+    assert!(after < before, "the file shrinks: {before} -> {after} bytes");
 }

@@ -113,6 +113,10 @@ pub(crate) enum Command {
     Stats,
     /// Refresh the query planner's statistics of botdb's tables (`ANALYZE`): run it after a bulk load.
     Analyze,
+    /// Give back the space of deleted rows (SQLite `VACUUM`, PostgreSQL `VACUUM`, MySQL `OPTIMIZE TABLE`).
+    Vacuum,
+    /// SQLite: copy the write-ahead log into the database file and truncate it.
+    Checkpoint,
 }
 
 /// Cache actions.

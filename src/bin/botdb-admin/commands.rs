@@ -164,7 +164,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     let writes = match &args.command {
         Command::Query { query_type, .. } => !matches!(query_type.as_str(), "get" | "count"),
         Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush } => true,
-        Command::Migrate { .. } | Command::Analyze => true,
+        Command::Migrate { .. } | Command::Analyze | Command::Vacuum | Command::Checkpoint => true,
         _ => false,
     };
     if !writes
@@ -276,6 +276,14 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Stats => print(&db.stats().await?)?,
+        Command::Vacuum => {
+            db.vacuum().await?;
+            print(&json!({"vacuumed": botdb::models().len()}))?;
+        }
+        Command::Checkpoint => {
+            let (log, copied) = db.checkpoint().await?;
+            print(&json!({"log_frames": log, "copied_frames": copied}))?;
+        }
         Command::Analyze => {
             db.analyze().await?;
             print(&serde_json::json!({"analyzed": botdb::models().len()}))?;
