@@ -493,6 +493,74 @@ impl Db {
         Ok((get(1), get(2)))
     }
 
+    /// Deletes the rows of `model` older than `older_than` by a time column (`by`, or the model's order
+    /// column: `Messages.time`, …) that also match `filter`, in writes of at most `batch` rows each, so a
+    /// running bot keeps writing between them; every process's cache forgets them as after any delete. A
+    /// `FLOAT` time column holds epoch seconds, a `DATETIME` one local time. With `dry_run`, only counts.
+    /// Returns the rows deleted (or that would be).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a model without a time column, a column that holds no time, a filter
+    /// that is not an object or already names the column; the errors of `find` and `delete`.
+    pub async fn prune(
+        &self,
+        model: &str,
+        by: Option<&str>,
+        older_than: Duration,
+        filter: &serde_json::Value,
+        batch: u64,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let m = registry::model(model)?;
+        let col = match by {
+            Some(c) => m.column_index(c)?,
+            None => m.order.ok_or_else(|| {
+                Error::InvalidRequest(format!("`{}` has no time column of its own; name one to prune by", m.name))
+            })?,
+        };
+        let name = m.col(col).name;
+        let cutoff = match m.col(col).kind {
+            registry::Kind::Float => serde_json::json!(crate::utils::time::now_epoch() - older_than.as_secs_f64()),
+            registry::Kind::DateTime => {
+                let then = crate::utils::time::now_local() - chrono::Duration::from_std(older_than).unwrap_or_default();
+                serde_json::json!(crate::utils::time::format_datetime(&then))
+            }
+            _ => {
+                return Err(Error::InvalidRequest(format!(
+                    "`{}.{name}` holds no time; choose a FLOAT or DATETIME column",
+                    m.name
+                )));
+            }
+        };
+        let mut f = match filter {
+            serde_json::Value::Null => serde_json::Map::new(),
+            serde_json::Value::Object(o) if !o.contains_key(name) => o.clone(),
+            serde_json::Value::Object(_) => {
+                return Err(Error::InvalidRequest(format!("the filter names `{name}`, the column pruned by")));
+            }
+            _ => return Err(Error::InvalidRequest("the prune filter must be a JSON object".into())),
+        };
+        f.insert(name.to_owned(), serde_json::json!({ "$lt": cutoff }));
+        let f = serde_json::Value::Object(f);
+        if dry_run {
+            return self.count(m.name, &f).await;
+        }
+        let mut deleted = 0;
+        loop {
+            let rows = self.find(m.name, &f, &["id"], Some(batch.max(1))).await?;
+            let ids: Vec<serde_json::Value> = rows.iter().filter_map(|r| r.get("id").cloned()).collect();
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let n = self.delete(m.name, &serde_json::json!({ "id": { "$in": ids } })).await?;
+            deleted += n;
+            // Fewer than a batch left, or another process deleted them first: done.
+            if (ids.len() as u64) < batch.max(1) || n == 0 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// Rows (and on SQLite, bytes) per table.
     ///
     /// # Errors

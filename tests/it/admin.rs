@@ -64,6 +64,13 @@ fn admin_commands() {
         ],
     );
     assert_eq!((action["chat_id"].clone(), action["action_done"].clone()), (json!("s"), json!(false)));
+    // Prune: needs --yes; --dry-run counts; the seeded person has no time column to prune by.
+    let out = admin(&url, &["prune", "Messages", "--older-than", "30d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would delete 0 row(s)"));
+    assert_eq!(ok_json(&url, &["prune", "Messages", "--older-than", "30d", "--dry-run"])["would_delete"], json!(0));
+    assert_eq!(ok_json(&url, &["prune", "ActionRecords", "--older-than", "1h", "--yes"])["deleted"], json!(0));
+    assert_eq!(admin(&url, &["prune", "Messages", "--older-than", "30 days"]).status.code(), Some(1));
     assert_eq!(ok_json(&url, &["vacuum"]), json!({"vacuumed": 25}));
     assert!(ok_json(&url, &["checkpoint"])["log_frames"].is_i64());
     assert_eq!(ok_json(&url, &["analyze"]), json!({"analyzed": 25}));

@@ -12,7 +12,8 @@ use crate::helpers::{Backend, TestDb, backend_tests, required_data};
 backend_tests!(
     migrate_down_then_up_leaves_an_equal_schema,
     analyze_gives_the_planner_statistics,
-    vacuum_and_checkpoint
+    vacuum_and_checkpoint,
+    prune_deletes_old_rows_in_batches
 );
 
 /// (table → [(column, sqlite type, not null)], table → {index name → (columns, unique)}) from schema.md.
@@ -258,4 +259,36 @@ async fn vacuum_and_checkpoint(t: &TestDb) {
     t.db.checkpoint().await.unwrap();
     let after = std::fs::metadata(&file).unwrap().len();
     assert!(after < before, "the file shrinks: {before} -> {after} bytes");
+}
+
+/// `prune` deletes exactly the rows older than the age (by the model's time column) that match the filter, in
+/// batches, and a dry run only counts them; the cache forgets them.
+async fn prune_deletes_old_rows_in_batches(t: &TestDb) {
+    let m = botdb::model("Messages").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let day = 86_400.0;
+    for (i, (chat, age_days)) in
+        [("a", 100.0), ("a", 40.0), ("a", 1.0), ("b", 100.0), ("b", 50.0), ("a", 31.0), ("a", 29.0)]
+            .into_iter()
+            .enumerate()
+    {
+        let mut row = required_data(m, i as i64);
+        row["chat_id"] = json!(chat);
+        row["time"] = json!(now - age_days * day);
+        t.db.create("Messages", &row).await.unwrap();
+    }
+    let old = |c: &str| json!({"chat_id": c, "time": {"$lt": now - 30.0 * day}});
+    assert_eq!(t.db.find("Messages", &old("a"), &[], None).await.unwrap().len(), 3, "cached before the prune");
+    let month = std::time::Duration::from_secs(30 * 86_400);
+    let a = json!({"chat_id": "a"});
+    assert_eq!(t.db.prune("Messages", None, month, &a, 2, true).await.unwrap(), 3, "dry run");
+    assert_eq!(t.db.count("Messages", &json!({})).await.unwrap(), 7, "nothing deleted by a dry run");
+    assert_eq!(t.db.prune("Messages", None, month, &a, 2, false).await.unwrap(), 3);
+    assert!(t.db.find("Messages", &old("a"), &[], None).await.unwrap().is_empty(), "the cache forgot them");
+    assert_eq!(t.db.count("Messages", &json!({"chat_id": "a"})).await.unwrap(), 2);
+    assert_eq!(t.db.count("Messages", &json!({"chat_id": "b"})).await.unwrap(), 2, "chat b untouched");
+    let e = t.db.prune("LLMUsage", None, month, &serde_json::Value::Null, 10, true).await.unwrap_err();
+    assert!(matches!(e, botdb::Error::InvalidRequest(_)), "no time column of its own: {e}");
+    let e = t.db.prune("Messages", Some("chat_id"), month, &serde_json::Value::Null, 10, true).await.unwrap_err();
+    assert!(e.to_string().contains("holds no time"), "{e}");
 }

@@ -113,6 +113,31 @@ pub(crate) enum Command {
     Stats,
     /// Refresh the query planner's statistics of botdb's tables (`ANALYZE`): run it after a bulk load.
     Analyze,
+    /// Delete rows older than a duration by a time column, in small writes so a running bot keeps writing.
+    ///
+    /// Example: botdb-admin prune Messages --older-than 90d --filter '{"chat_id":"abc"}' --dry-run
+    Prune {
+        /// Model name, e.g. Messages.
+        model: String,
+        /// Age: a number with s, m, h or d (e.g. 90d, 12h).
+        #[arg(long)]
+        older_than: String,
+        /// The time column (default: the model's own, e.g. Messages.time).
+        #[arg(long)]
+        by: Option<String>,
+        /// Only rows that also match this filter (JSON).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Rows per delete.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+        /// Confirm: delete them.
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        /// Count what would be deleted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Give back the space of deleted rows (SQLite `VACUUM`, PostgreSQL `VACUUM`, MySQL `OPTIMIZE TABLE`).
     Vacuum,
     /// SQLite: copy the write-ahead log into the database file and truncate it.

@@ -7,6 +7,25 @@ use serde_json::{Value, json};
 
 use crate::cli::{Args, CacheAction, Command, MigrateAction};
 
+/// `90d`, `12h`, `30m`, `45s` or a number of seconds.
+fn parse_age(s: &str) -> Result<std::time::Duration> {
+    let (n, unit) = s.trim().split_at(s.trim().find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.trim().len()));
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if per > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(per))),
+        _ => Err(Error::InvalidRequest(format!(
+            "--older-than {}: give a number with s, m, h or d (e.g. 90d)",
+            s.chars().flat_map(char::escape_debug).take(40).collect::<String>()
+        ))),
+    }
+}
+
 /// Parses an option's JSON, refusing an object that names a key twice (plain JSON parsing keeps the last one,
 /// silently dropping the other).
 fn parse_json(what: &str, s: &str) -> Result<Value> {
@@ -165,6 +184,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         Command::Query { query_type, .. } => !matches!(query_type.as_str(), "get" | "count"),
         Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush } => true,
         Command::Migrate { .. } | Command::Analyze | Command::Vacuum | Command::Checkpoint => true,
+        Command::Prune { yes, .. } => *yes,
         _ => false,
     };
     if !writes
@@ -276,6 +296,20 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Stats => print(&db.stats().await?)?,
+        Command::Prune { model, older_than, by, filter, batch, yes, dry_run } => {
+            let age = parse_age(&older_than)?;
+            let filter = filter.map(|f| parse_json("filter", &f)).transpose()?.unwrap_or(Value::Null);
+            let count = db.prune(&model, by.as_deref(), age, &filter, batch, !yes).await?;
+            if !yes && !dry_run {
+                return Err(Error::InvalidRequest(format!(
+                    "`prune` on {} would delete {count} row(s) of {}; add --yes to confirm (--dry-run counts them)",
+                    db.settings().database.url.redacted(),
+                    model.chars().flat_map(char::escape_debug).take(40).collect::<String>()
+                )));
+            }
+            let key = if yes { "deleted" } else { "would_delete" };
+            print(&json!({"model": model, "older_than_s": age.as_secs(), key: count}))?;
+        }
         Command::Vacuum => {
             db.vacuum().await?;
             print(&json!({"vacuumed": botdb::models().len()}))?;
