@@ -45,6 +45,8 @@ pub(super) struct Fence {
     owing_since: AtomicU64,
     /// The fence's `owed` count after this process's last write owed (changed under this lock).
     owed_mine: Mutex<i64>,
+    /// The row could not be read at the last check (warned once until it can again).
+    unreadable: std::sync::atomic::AtomicBool,
 }
 
 impl Fence {
@@ -58,6 +60,7 @@ impl Fence {
             clean_at: AtomicU64::new(0),
             owing_since: AtomicU64::new(0),
             owed_mine: Mutex::new(0),
+            unreadable: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -86,9 +89,14 @@ impl Cache {
         let (Some(f), Some(r)) = (&self.inner.fence, &self.inner.redis) else { return };
         let began = f.now();
         let row = match fence::read(&f.reader).await {
-            Ok(row) => row,
+            Ok(row) => {
+                f.unreadable.store(false, Ordering::Release);
+                row
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the cache fence; serving reads from the database");
+                if !f.unreadable.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "cannot read the cache fence (are the migrations applied?); reads go to the database until it can");
+                }
                 return;
             }
         };
