@@ -432,21 +432,7 @@ impl Db {
     /// # Errors
     /// [`Error::Database`].
     pub async fn analyze(&self) -> Result<()> {
-        let backend = self.backend();
-        let tables: Vec<String> = registry::models().iter().map(|m| quote(backend, m.table)).collect();
-        let sql = match backend {
-            DbBackend::MySql => format!("ANALYZE TABLE {}", tables.join(", ")),
-            DbBackend::Postgres => format!("ANALYZE {}", tables.join(", ")),
-            _ => "ANALYZE".to_owned(),
-        };
-        let conn = self.engine().writer();
-        if backend == DbBackend::MySql {
-            // MySQL answers with a result set (one row per table), which `execute` refuses to read.
-            conn.query_all_raw(Statement::from_string(backend, sql)).await.map(drop)
-        } else {
-            conn.execute_raw(Statement::from_string(backend, sql)).await.map(drop)
-        }
-        .map_err(|e| Error::from_db("analyze", "", e))
+        self.on_botdb_tables("analyze", ["ANALYZE TABLE", "ANALYZE", "ANALYZE"]).await
     }
 
     /// Rebuilds botdb's tables to give back the space of deleted rows: SQLite `VACUUM` (the whole file; it
@@ -456,20 +442,27 @@ impl Db {
     /// # Errors
     /// [`Error::Database`].
     pub async fn vacuum(&self) -> Result<()> {
+        self.on_botdb_tables("vacuum", ["OPTIMIZE TABLE", "VACUUM", "VACUUM"]).await
+    }
+
+    /// Runs a maintenance statement (`[MySQL, PostgreSQL, SQLite]` verbs) over botdb's tables (SQLite: the
+    /// whole file).
+    async fn on_botdb_tables(&self, op: &'static str, [mysql, postgres, sqlite]: [&str; 3]) -> Result<()> {
         let backend = self.backend();
         let tables: Vec<String> = registry::models().iter().map(|m| quote(backend, m.table)).collect();
         let sql = match backend {
-            DbBackend::MySql => format!("OPTIMIZE TABLE {}", tables.join(", ")),
-            DbBackend::Postgres => format!("VACUUM {}", tables.join(", ")),
-            _ => "VACUUM".to_owned(),
+            DbBackend::MySql => format!("{mysql} {}", tables.join(", ")),
+            DbBackend::Postgres => format!("{postgres} {}", tables.join(", ")),
+            _ => sqlite.to_owned(),
         };
         let conn = self.engine().writer();
         if backend == DbBackend::MySql {
+            // MySQL answers with a result set (one row per table), which `execute` refuses to read.
             conn.query_all_raw(Statement::from_string(backend, sql)).await.map(drop)
         } else {
             conn.execute_raw(Statement::from_string(backend, sql)).await.map(drop)
         }
-        .map_err(|e| Error::from_db("vacuum", "", e))
+        .map_err(|e| Error::from_db(op, "", e))
     }
 
     /// SQLite: copies the write-ahead log into the database file and truncates it (`PRAGMA
