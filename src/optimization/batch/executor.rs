@@ -113,13 +113,12 @@ async fn in_transaction(
                 let mode = Mode { absorb: mode.absorb && folds.rows.is_empty(), ..mode };
                 for step in steps {
                     let started = std::time::Instant::now();
-                    let (kind, members) = (step.kind(), step.members().to_vec());
+                    let (kind, members) = (step.kind(), step.members().len());
                     let mut slots = Slots { results: &mut results, touched: &mut touched, after: &mut after };
                     isolated_writes += run_step(txn, mode, &ops, step, &folds, &mut slots).await?;
-                    count_folded(&members, &folds, &mut slots);
-                    let (members, micros) = (members.len(), started.elapsed().as_micros() as u64);
-                    tracing::trace!(kind, members, micros, "batch step");
+                    tracing::trace!(kind, members, micros = started.elapsed().as_micros() as u64, "batch step");
                 }
+                count_folded(&folds, &mut results, &mut after);
                 // The statements ran; COMMIT follows: a session's read can no longer tell whether it sees
                 // these writes until they are published.
                 for p in &watched {
@@ -136,16 +135,15 @@ async fn in_transaction(
         .await
 }
 
-/// Adds to the answers of a step's folded writes the inserted rows they matched (their statements saw only
-/// the rows already in the table), and gives a folded increment that matched one row in all the value it
-/// left there.
-fn count_folded(members: &[usize], folds: &Folds, slots: &mut Slots<'_>) {
-    for &j in members {
-        let Some(hits) = folds.hits.get(&j) else { continue };
-        if let Some(Ok(WriteOutcome::Count(n))) = &mut slots.results[j] {
+/// Adds to the answers of the folded writes the inserted rows they matched (their statements saw only the
+/// rows already in the table), and gives a folded increment that matched one row in all the value it left
+/// there.
+fn count_folded(folds: &Folds, results: &mut [Option<Result<WriteOutcome>>], after: &mut [Option<Cell>]) {
+    for (&j, hits) in &folds.hits {
+        if let Some(Ok(WriteOutcome::Count(n))) = &mut results[j] {
             let in_table = *n;
             *n += hits.len() as u64;
-            slots.after[j] = if in_table == 0 && hits.len() == 1 { folds.after.get(&j).cloned() } else { None };
+            after[j] = if in_table == 0 && hits.len() == 1 { folds.after.get(&j).cloned() } else { None };
         }
     }
 }

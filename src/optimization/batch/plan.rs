@@ -278,15 +278,16 @@ fn fold_into_inserts(ops: &[WriteOp], mut steps: Vec<Step>, mysql: bool) -> Plan
             continue;
         }
         let model = ops[members[0]].model();
-        let mut rows: Vec<(usize, NewRow)> = members
+        // The rows as submitted; those later writes changed so far, by position (cloned only when changed).
+        let rows: Vec<(usize, &NewRow)> = members
             .iter()
-            .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some((i, r.clone())) } else { None })
+            .filter_map(|&i| if let WriteOp::Insert(r) = &ops[i] { Some((i, r)) } else { None })
             .collect();
+        let mut edited: HashMap<usize, NewRow> = HashMap::new();
         let mut hits: Vec<(usize, Vec<usize>)> = Vec::new();
         let mut after: Vec<(usize, Cell)> = Vec::new();
         let mut stop = steps.len();
         let mut checks = 0;
-        let mut folded: HashSet<usize> = HashSet::new();
         'later: for (t, step) in steps.iter().enumerate().skip(s + 1) {
             // The whole step folds or none of it: the insert moves to before a step, never into one.
             let mut found: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -300,8 +301,8 @@ fn fold_into_inserts(ops: &[WriteOp], mut steps: Vec<Step>, mysql: bool) -> Plan
                     break 'later;
                 }
                 let mut matched = Vec::new();
-                for (k, (_, row)) in rows.iter().enumerate() {
-                    match meets(&ops[j], row, mysql) {
+                for (k, (_, submitted)) in rows.iter().enumerate() {
+                    match meets(&ops[j], edited.get(&k).unwrap_or(submitted), mysql) {
                         Meets::Not => {}
                         Meets::Folds => matched.push(k),
                         Meets::Unknown => {
@@ -323,7 +324,7 @@ fn fold_into_inserts(ops: &[WriteOp], mut steps: Vec<Step>, mysql: bool) -> Plan
             let mut left = Vec::new();
             for (j, matched) in &found {
                 for &k in matched {
-                    let row = changed.entry(k).or_insert_with(|| rows[k].1.clone());
+                    let row = changed.entry(k).or_insert_with(|| edited.get(&k).unwrap_or(rows[k].1).clone());
                     if !apply(&ops[*j], row) {
                         stop = t;
                         break 'later;
@@ -333,10 +334,7 @@ fn fold_into_inserts(ops: &[WriteOp], mut steps: Vec<Step>, mysql: bool) -> Plan
                     left.push((*j, changed[k].cells[*column].clone()));
                 }
             }
-            for (k, row) in changed {
-                rows[k].1 = row;
-                folded.insert(k);
-            }
+            edited.extend(changed);
             after.extend(left);
             hits.extend(found.into_iter().map(|(j, m)| (j, m.into_iter().map(|k| rows[k].0).collect())));
         }
@@ -346,7 +344,7 @@ fn fold_into_inserts(ops: &[WriteOp], mut steps: Vec<Step>, mysql: bool) -> Plan
         }
         let step = steps.remove(s);
         steps.insert(stop - 1, step);
-        folds.rows.extend(rows.into_iter().enumerate().filter(|(k, _)| folded.contains(k)).map(|(_, r)| r));
+        folds.rows.extend(edited.into_iter().map(|(k, row)| (rows[k].0, row)));
         folds.hits.extend(hits);
         folds.after.extend(after);
     }
