@@ -382,7 +382,7 @@ impl Cache {
     /// process, and carries the recent-history windows `edits` can replay to the new generations (see
     /// `carry.rs`). Call after COMMIT returns and before acknowledging; when it returns false (the counters
     /// did not reach Redis), call [`Cache::owe`] before acknowledging too.
-    pub async fn committed(&self, touched: &[Touched], edits: Option<&WindowEdits>) -> bool {
+    async fn committed(&self, touched: &[Touched], edits: Option<&WindowEdits>) -> bool {
         let (carried, points) = match edits {
             Some(e) => (self.take_windows(touched, e).await, self.take_points(touched, e).await),
             None => (Vec::new(), Vec::new()),
