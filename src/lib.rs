@@ -163,6 +163,11 @@ pub mod testing {
         db.engine()
     }
 
+    /// The lane (writer) that takes `model`'s writes, when writes are batched.
+    pub fn lane(db: &crate::Db, model: &crate::ModelDef) -> Option<usize> {
+        db.store().batch().map(|b| b.lane(model))
+    }
+
     /// The cache under a handle.
     pub fn cache(db: &crate::Db) -> &Cache {
         db.cache()

@@ -672,15 +672,22 @@ async fn grouped_statements_answer_as_one_statement_per_write(t: &TestDb) {
         ]
     };
     let answer = |r: botdb::Result<botdb::WriteOutcome>| r.map(|o| o.count()).map_err(|e| e.to_string());
-    // A: submitted together, so one batch with grouped statements.
-    let (batches, n) = (db.batch_stats().unwrap().batches, writes("A:").len() as u64);
+    // A: held back behind the lanes' blockers, then one batch per lane with grouped statements.
+    let (holder, blockers) = hold_lanes(t).await;
+    let batches = db.batch_stats().unwrap().batches;
     let mut tickets = vec![];
     for w in writes("A:") {
         tickets.push(db.submit(w, Priority::Normal).await.unwrap());
     }
+    holder.execute_unprepared("COMMIT").await.unwrap();
+    let held = blockers.len() as u64;
+    for b in blockers {
+        b.await.unwrap();
+    }
     let grouped: Vec<_> = futures_util::future::join_all(tickets).await.into_iter().map(answer).collect();
-    // (The first write may find the writer idle and run at once; the rest share a batch.)
-    assert!(db.batch_stats().unwrap().batches - batches <= 3, "{n} writes submitted together share batches");
+    // The blockers' batches, then at most one batch per model (PersonInfo, Images).
+    let taken = db.batch_stats().unwrap().batches - batches;
+    assert!(taken <= held + 2, "12 writes submitted together share batches ({taken} batches, {held} blockers)");
     // B: one at a time (each awaited alone: one statement per write).
     let mut alone = vec![];
     for w in writes("B:") {
@@ -712,7 +719,7 @@ async fn grouped_statements_answer_as_one_statement_per_write(t: &TestDb) {
     }
 }
 
-/// Holds back the lanes of `Messages` and `Images`: another connection takes what the first write of each
+/// Holds back the lanes of `Messages`, `Images` and `PersonInfo`: another connection takes what the first write of each
 /// needs (SQLite's write lock; on a server, a row lock), that write is submitted and taken by its lane, and
 /// the writes submitted next queue behind it, together. Returns the holder and the blockers' tickets.
 async fn hold_lanes(t: &TestDb) -> (botdb::sea_orm::DatabaseConnection, Vec<botdb::Ticket>) {
@@ -721,6 +728,8 @@ async fn hold_lanes(t: &TestDb) -> (botdb::sea_orm::DatabaseConnection, Vec<botd
     db.create("Messages", &msg("blocker", "blocker", 1.0)).await.unwrap();
     let image = json!({"emoji_hash": "blocker", "path": "blocker.png", "timestamp": 1.0, "type": "emoji"});
     db.create("Images", &image).await.unwrap();
+    let person = json!({"person_id": "blocker", "platform": "qq", "user_id": "blocker", "nickname": "b"});
+    db.create("PersonInfo", &person).await.unwrap();
     let mut opt = ConnectOptions::new(db.settings().database.url.expose());
     opt.max_connections(1).min_connections(1);
     let holder = Database::connect(opt).await.unwrap();
@@ -730,8 +739,9 @@ async fn hold_lanes(t: &TestDb) -> (botdb::sea_orm::DatabaseConnection, Vec<botd
         holder.execute_unprepared("BEGIN").await.unwrap();
         holder.execute_unprepared("SELECT id FROM messages WHERE message_id = 'blocker' FOR UPDATE").await.unwrap();
         holder.execute_unprepared("SELECT id FROM images WHERE emoji_hash = 'blocker' FOR UPDATE").await.unwrap();
+        holder.execute_unprepared("SELECT id FROM person_info WHERE person_id = 'blocker' FOR UPDATE").await.unwrap();
     }
-    let (m, im) = (model("Messages").unwrap(), model("Images").unwrap());
+    let (m, im, p) = (model("Messages").unwrap(), model("Images").unwrap(), model("PersonInfo").unwrap());
     let blockers = vec![
         WriteOp::Update {
             filter: botdb::testing::Filter::parse(m, &json!({"message_id": "blocker"})).unwrap(),
@@ -743,12 +753,18 @@ async fn hold_lanes(t: &TestDb) -> (botdb::sea_orm::DatabaseConnection, Vec<botd
             column: im.column_index("count").unwrap(),
             delta: Cell::Int(1),
         },
+        WriteOp::Update {
+            filter: botdb::testing::Filter::parse(p, &json!({"person_id": "blocker"})).unwrap(),
+            changes: botdb::testing::Changes::parse(p, &json!({"nickname": "held"})).unwrap(),
+        },
     ];
-    // SQLite has one lane: one blocker holds it.
-    let lanes = if t.backend == crate::helpers::Backend::Sqlite { 1 } else { blockers.len() };
+    // One blocker per lane (SQLite has one lane; on a server, models may share one).
+    let mut held = std::collections::HashSet::new();
     let mut tickets = vec![];
-    for w in blockers.into_iter().take(lanes) {
-        tickets.push(db.submit(w, Priority::Normal).await.unwrap());
+    for w in blockers {
+        if held.insert(botdb::testing::lane(db, w.model()).unwrap()) {
+            tickets.push(db.submit(w, Priority::Normal).await.unwrap());
+        }
     }
     // Until the lanes have taken their blockers (they then wait for the holder).
     while db.batch_stats().unwrap().queued.iter().sum::<usize>() > 0 {

@@ -419,6 +419,11 @@ impl BatchWriter {
         self.shared.stats.last_batch_failed.load(Ordering::Acquire)
     }
 
+    /// The lane (writer) that takes `model`'s writes.
+    pub(crate) fn lane(&self, model: &crate::core::registry::ModelDef) -> usize {
+        lane_of(model_index(model), self.shared.lanes.len())
+    }
+
     /// How long ago the last batch finished, if any did.
     pub(crate) fn last_flush_age(&self) -> Option<Duration> {
         lock(&self.shared.last_flush).map(|t| t.elapsed())
