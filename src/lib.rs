@@ -47,6 +47,7 @@
 //! | writer threads and lanes: collect, execute, acknowledge in commit order | `src/optimization/batch/writer.rs` |
 //! | the writes a ticket can carry, and what they answer | `src/optimization/batch/ops.rs` |
 //! | the `Db` handle, background jobs, health, `check`, `stats`, backup | `src/api/db.rs` |
+//! | whole tables: checksums, copies between backends, restore, JSONL export/import | `src/api/transfer.rs` |
 //! | the name-based CRUD (`query`, `save`, `get`, `increment`, …) | `src/api/named.rs` |
 //! | writes that hand back their ticket (`submit_create`, `submit_update`, …) | `src/api/deferred.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
@@ -128,6 +129,7 @@ pub use sea_orm;
 pub use api::compat::{self, ActionInfo, Compat, MODEL_MAPPING};
 pub use api::db::{CheckReport, Db, Health, HealthStatus, TableStats};
 pub use api::named::{QueryOutput, QueryRequest, QueryType};
+pub use api::transfer::{Progress, TableMoved, TableSum};
 pub use api::typed::Where;
 pub use config::{DatabaseSettings, DatabaseUrl, Settings, Synchronous};
 pub use core::migrate::MigrationState;

@@ -5,4 +5,5 @@ pub mod compat;
 pub(crate) mod db;
 pub(crate) mod deferred;
 pub(crate) mod named;
+pub(crate) mod transfer;
 pub(crate) mod typed;

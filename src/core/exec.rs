@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::core::data::{Changes, NewRow};
 use crate::core::filter::Filter;
 use crate::core::registry::ModelDef;
-use crate::core::value::{Row, decode_row};
+use crate::core::value::{Cell, Row, decode_row};
 use crate::utils::error::{Error, Result};
 use crate::utils::stable_hash::{StableHash, StableHasher};
 
@@ -224,6 +224,38 @@ pub fn bind_limit(backend: DbBackend) -> usize {
     }
 }
 
+/// The most text one multi-row `INSERT` carries: MySQL refuses (and drops the connection of) a statement
+/// longer than its `max_allowed_packet` (16 MiB on MariaDB, 4 MiB on older MySQL).
+const STATEMENT_BYTES: usize = 2 << 20;
+
+/// Splits `rows` into statements under the bind-parameter limit and about [`STATEMENT_BYTES`] of values.
+fn statement_chunks<'r, R: std::borrow::Borrow<NewRow>>(
+    rows: &'r [R],
+    backend: DbBackend,
+    columns: usize,
+) -> impl Iterator<Item = &'r [R]> + 'r {
+    let per_chunk = (bind_limit(backend) / columns.max(1)).max(1);
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut n, mut bytes) = (0, 0);
+        while n < rest.len() && n < per_chunk && (n == 0 || bytes < STATEMENT_BYTES) {
+            bytes += rest[n]
+                .borrow()
+                .cells
+                .iter()
+                .map(|c| if let Cell::Text(t) = c { t.len() + 2 } else { 8 })
+                .sum::<usize>();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Inserts rows of one model with multi-row `INSERT`s, each under the backend's bind-parameter limit, and
 /// returns them with their ids, in order. Rows must not carry explicit ids.
 ///
@@ -235,13 +267,12 @@ pub async fn insert_many<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Resul
     let backend = conn.get_database_backend();
     let m = first.model;
     let cols = &m.columns[1..];
-    let per_chunk = (bind_limit(backend) / cols.len()).max(1);
     let err = |e| Error::from_db("insert", m.name, e);
     let mut out = Vec::with_capacity(rows.len());
     // As few statements as the bind limit allows: each statement is a round trip to the driver's
     // connection thread (about 100 µs here), more than preparing a new row count costs; the engine keeps
     // 512 prepared statements per connection, so recurring sizes are prepared once.
-    for chunk in rows.chunks(per_chunk) {
+    for chunk in statement_chunks(rows, backend, cols.len()) {
         let mut q = Query::insert();
         q.into_table(Alias::new(m.table)).columns(cols.iter().map(|c| Alias::new(c.name)));
         for row in chunk {
@@ -272,6 +303,64 @@ pub async fn insert_many<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Resul
         out.extend(chunk.iter().zip(ids).map(|(r, id)| r.to_row(id)));
     }
     Ok(out)
+}
+
+/// Inserts rows of one model that carry their ids (a copy or an import of exported rows), skipping every row
+/// whose id the table holds already, so running it twice adds nothing. Returns the rows inserted.
+///
+/// # Errors
+/// [`Error::InvalidRequest`] for a row without an id; [`Error::Constraint`] (e.g. a natural key held by a row
+/// with another id) or [`Error::Database`] for the first failing statement.
+pub async fn insert_keeping_ids<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Result<u64> {
+    let Some(first) = rows.first() else { return Ok(0) };
+    let (backend, m) = (conn.get_database_backend(), first.model);
+    let mut ids = Vec::with_capacity(rows.len());
+    for r in rows {
+        ids.push(r.explicit_id().ok_or_else(|| {
+            Error::InvalidRequest(format!("a {} row to copy has no id: copied and imported rows keep theirs", m.name))
+        })?);
+    }
+    let (lo, hi) = (ids.iter().min().copied().unwrap_or(0), ids.iter().max().copied().unwrap_or(0));
+    let mut q = Query::select();
+    q.column(Alias::new("id")).from(Alias::new(m.table)).and_where(Expr::col(Alias::new("id")).between(lo, hi));
+    let err = |e| Error::from_db("insert", m.name, e);
+    let held: std::collections::HashSet<i64> = conn
+        .query_all_raw(backend.build(&q))
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| match backend {
+            DbBackend::Postgres => r.try_get_by_index::<i32>(0).map(i64::from),
+            _ => r.try_get_by_index::<i64>(0),
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(err)?;
+    let fresh: Vec<&NewRow> = rows.iter().zip(&ids).filter(|(_, id)| !held.contains(id)).map(|(r, _)| r).collect();
+    for chunk in statement_chunks(&fresh, backend, m.columns.len()) {
+        let mut q = Query::insert();
+        q.into_table(Alias::new(m.table)).columns(m.columns.iter().map(|c| Alias::new(c.name)));
+        for row in chunk {
+            q.values_panic(m.columns.iter().zip(&row.cells).map(|(c, v)| v.to_sql(c.kind, backend).into()));
+        }
+        conn.execute_raw(backend.build(&q)).await.map_err(err)?;
+    }
+    Ok(fresh.len() as u64)
+}
+
+/// PostgreSQL: moves the `id` sequence of `model`'s table past its largest id (after rows were inserted with
+/// their ids); elsewhere nothing (SQLite and MySQL follow the largest id by themselves).
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn reset_id_sequence<C: ConnectionTrait>(conn: &C, model: &'static ModelDef) -> Result<()> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let t = model.table;
+    let sql =
+        format!("SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM \"{t}\"");
+    conn.execute_unprepared(&sql).await.map_err(|e| Error::from_db("reset sequence", model.name, e))?;
+    Ok(())
 }
 
 /// Adds `delta` to column `col` of every row matching `filter` (`col = col + delta`); returns rows matched.

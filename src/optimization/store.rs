@@ -214,6 +214,54 @@ impl Store {
         Ok(done)
     }
 
+    /// Inserts rows that carry their ids (copies, imports) in one transaction, skipping ids the table holds
+    /// (so a repeated or resumed run adds nothing), then invalidates the model's cached reads. Returns the rows
+    /// inserted.
+    ///
+    /// # Errors
+    /// As [`exec::insert_keeping_ids`]; nothing of `rows` is written then.
+    pub(crate) async fn insert_keeping_ids(&self, model: &'static ModelDef, rows: Vec<NewRow>) -> Result<u64> {
+        let backend = self.engine().backend();
+        for r in &rows {
+            r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(model, model.col(i), backend))?;
+        }
+        let rows = Arc::new(rows);
+        let result = self
+            .engine()
+            .write("import", move |txn| {
+                let rows = rows.clone();
+                Box::pin(async move { exec::insert_keeping_ids(txn, &rows).await })
+            })
+            .await;
+        self.cache().publish(&[Touched { model, reach: Reach::Everything }], None).await;
+        result
+    }
+
+    /// Deletes every row of `models`' tables in one transaction, then invalidates their cached reads.
+    ///
+    /// # Errors
+    /// [`Error::Database`] (nothing deleted then).
+    pub(crate) async fn clear(&self, models: &[&'static ModelDef]) -> Result<u64> {
+        let filters = models.iter().map(|m| Filter::parse(m, &serde_json::json!({}))).collect::<Result<Vec<_>>>()?;
+        let jobs: Arc<Vec<(&'static ModelDef, Filter)>> = Arc::new(models.iter().copied().zip(filters).collect());
+        let result = self
+            .engine()
+            .write("clear", move |txn| {
+                let jobs = jobs.clone();
+                Box::pin(async move {
+                    let mut n = 0;
+                    for (m, f) in jobs.iter() {
+                        n += exec::delete(txn, m, f).await?;
+                    }
+                    Ok(n)
+                })
+            })
+            .await;
+        let touched: Vec<Touched> = models.iter().map(|&model| Touched { model, reach: Reach::Everything }).collect();
+        self.cache().publish(&touched, None).await;
+        result
+    }
+
     /// Runs a write and waits for its commit: at once when nothing is queued before it, else through a batch
     /// (or, `direct`, in its own transaction).
     ///

@@ -16,4 +16,5 @@ mod models;
 mod observability;
 mod schema;
 mod session;
+mod transfer;
 mod typed;

@@ -142,6 +142,70 @@ pub(crate) enum Command {
     Vacuum,
     /// SQLite: copy the write-ahead log into the database file and truncate it.
     Checkpoint,
+    /// SQLite: a consistent copy of the database in a new file, taken while the bot runs (`VACUUM INTO`), and
+    /// beside it `<FILE>.manifest.json` with each table's rows and checksum. (PostgreSQL/MySQL: `export`.)
+    ///
+    /// Example: botdb-admin backup backups/bot-2026-12-04.sqlite
+    Backup {
+        /// The new backup file (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the rows of botdb's tables in the database (any backend) with a SQLite backup's, then verify
+    /// each table's rows and checksum against the backup (and its manifest, when present). Stop the bot
+    /// first: its cache would not see the swap.
+    ///
+    /// Example: botdb-admin --database-url postgres://postgres@127.0.0.1/bot restore bot.sqlite --dry-run
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Confirm: delete the tables' current rows and restore.
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        /// Show what would be replaced; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write each table to DIR/<Model>.jsonl, one JSON row per line in id order (constant memory).
+    ///
+    /// Example: botdb-admin export dump/ --tables Messages,ChatStreams
+    Export {
+        /// The directory (created; existing files are never overwritten).
+        dir: PathBuf,
+        /// Only these models (comma-separated); default all.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
+    /// Insert the rows of DIR/<Model>.jsonl files. Every line is validated first (the file and line of the
+    /// first bad row are reported and nothing is written); ids already present are skipped, so importing
+    /// twice adds nothing.
+    ///
+    /// Example: botdb-admin --database-url postgres://postgres@127.0.0.1/bot import dump/
+    Import {
+        /// The directory of an export.
+        dir: PathBuf,
+        /// Only these models (comma-separated); default every file present.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
+    /// Copy every table (or --tables) from one database to another, any backends, keeping ids. Ids the
+    /// target holds are skipped (run it again to resume); rows and checksums are compared at the end
+    /// (exit 2 when they differ, e.g. because the source changed meanwhile).
+    ///
+    /// Example: botdb-admin copy --from sqlite://data/bot.sqlite --to postgres://postgres@127.0.0.1/bot
+    Copy {
+        /// The source database URL (never changed).
+        #[arg(long)]
+        from: String,
+        /// The target database URL (migrated first).
+        #[arg(long)]
+        to: String,
+        /// Only these models (comma-separated); default all.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Show both ends' row counts; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Cache actions.

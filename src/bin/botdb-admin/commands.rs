@@ -165,6 +165,194 @@ async fn wait_for_bus(db: Db) -> Db {
     db
 }
 
+/// Reports a table's progress on a terminal's stderr (nothing when stderr is a file or a pipe).
+fn progress() -> impl Fn(&str, u64) + Send + Sync {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    move |model: &str, rows: u64| {
+        if tty {
+            eprint!("\r{model}: {rows} rows        ");
+        }
+    }
+}
+
+/// Opens the database at `url` with the settings of `args`; `migrate` applies pending migrations (and may
+/// create a SQLite file), otherwise a missing SQLite file is an error.
+async fn open_at(args: &Args, url: &str, migrate: bool) -> Result<Db> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    settings.database.url = botdb::DatabaseUrl::new(url.to_owned());
+    settings.database.run_migrations &= migrate;
+    if !migrate
+        && let Some(file) = settings.database.url.sqlite_file()
+        && !std::path::Path::new(file).exists()
+    {
+        return Err(Error::Config(format!("no database at {file} (check the URL)")));
+    }
+    Db::open(settings).await
+}
+
+/// The URL of a SQLite file that must exist.
+fn sqlite_url(file: &std::path::Path) -> Result<String> {
+    if !file.is_file() {
+        return Err(Error::InvalidRequest(format!("no backup file at {}", file.display())));
+    }
+    Ok(format!("sqlite://{}?mode=rw", file.display()))
+}
+
+/// The manifest written beside a backup.
+fn manifest_path(file: &std::path::Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".manifest.json");
+    name.into()
+}
+
+/// The tables whose rows or checksums differ between two summaries.
+fn differing(a: &[botdb::TableSum], b: &[botdb::TableSum]) -> Vec<String> {
+    let mut out: Vec<String> = a.iter().zip(b).filter(|(x, y)| x != y).map(|(x, _)| x.model.clone()).collect();
+    if a.len() != b.len() {
+        out.push("(the table lists differ)".into());
+    }
+    out
+}
+
+/// `copy --from --to`: both ends opened here (the global `--database-url` does not apply).
+async fn copy(args: &Args, from: &str, to: &str, tables: &[String], dry_run: bool) -> Result<ExitCode> {
+    if args.database_url.is_some() {
+        return Err(Error::InvalidRequest("copy takes --from and --to; remove --database-url".into()));
+    }
+    if from == to {
+        return Err(Error::InvalidRequest("--from and --to name the same database".into()));
+    }
+    let source = open_at(args, from, false).await?;
+    let target = match open_at(args, to, !dry_run).await {
+        Ok(t) => t,
+        Err(e) => {
+            source.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = copy_between(&source, &target, tables, dry_run).await;
+    source.shutdown().await;
+    target.shutdown().await;
+    result
+}
+
+async fn copy_between(source: &Db, target: &Db, tables: &[String], dry_run: bool) -> Result<ExitCode> {
+    let (from, to) = (source.settings().database.url.redacted(), target.settings().database.url.redacted());
+    if dry_run {
+        let rows = |stats: Vec<botdb::TableStats>| -> Value {
+            stats
+                .into_iter()
+                .map(|t| (t.model.to_owned(), Value::from(t.rows)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let target_rows = target.stats().await.map(rows).unwrap_or(Value::Null);
+        print(
+            &json!({"from": from, "to": to, "source_rows": rows(source.stats().await?), "target_rows": target_rows}),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let moved = source.copy_into(target, tables, &progress()).await?;
+    let (a, b) = (source.table_sums(tables).await?, target.table_sums(tables).await?);
+    let differ = differing(&a, &b);
+    print(&json!({"from": from, "to": to, "copied": moved, "verified": differ.is_empty(), "tables": b}))?;
+    if !differ.is_empty() {
+        eprintln!(
+            "error: after the copy these tables differ (did the source change meanwhile?): {}",
+            differ.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `backup FILE`: `VACUUM INTO`, then the manifest of the copy's tables.
+async fn backup(db: &Db, file: &std::path::Path) -> Result<()> {
+    let manifest = manifest_path(file);
+    if manifest.exists() {
+        return Err(Error::InvalidRequest(format!("{} exists already; choose a new file", manifest.display())));
+    }
+    db.backup_to(file).await?;
+    let mut settings = db.settings().clone();
+    settings.database.url = botdb::DatabaseUrl::new(sqlite_url(file)?);
+    settings.database.run_migrations = false;
+    let copy = Db::open(settings).await?;
+    let sums = copy.table_sums(&[]).await;
+    copy.shutdown().await;
+    let sums = sums?;
+    let doc = json!({"source": db.settings().database.url.redacted(), "tables": sums});
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::write(&manifest, text)
+        .map_err(|e| Error::InvalidRequest(format!("cannot write {}: {e}", manifest.display())))?;
+    let rows: u64 = sums.iter().map(|t| t.rows).sum();
+    print(&json!({"backup": file, "manifest": manifest, "rows": rows, "tables": sums}))
+}
+
+/// `restore FILE`: the backup checked against its manifest, the plan, then clear, copy and verify.
+async fn restore(db: &Db, file: &std::path::Path, yes: bool, dry_run: bool) -> Result<ExitCode> {
+    let mut settings = db.settings().clone();
+    settings.database.url = botdb::DatabaseUrl::new(sqlite_url(file)?);
+    settings.database.run_migrations = false;
+    let backup = Db::open(settings).await?;
+    let result = restore_from(db, &backup, file, yes, dry_run).await;
+    backup.shutdown().await;
+    result
+}
+
+async fn restore_from(db: &Db, backup: &Db, file: &std::path::Path, yes: bool, dry_run: bool) -> Result<ExitCode> {
+    let sums = backup.table_sums(&[]).await?;
+    let manifest = manifest_path(file);
+    if manifest.exists() {
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| Error::InvalidRequest(format!("cannot read {}: {e}", manifest.display())))?;
+        let listed: Vec<botdb::TableSum> = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["tables"].clone()).ok())
+            .ok_or_else(|| Error::InvalidRequest(format!("{} is not a backup manifest", manifest.display())))?;
+        let differ = differing(&listed, &sums);
+        if !differ.is_empty() {
+            return Err(Error::InvalidRequest(format!(
+                "{} does not match its manifest (tables {}): the file changed since the backup",
+                file.display(),
+                differ.join(", ")
+            )));
+        }
+    }
+    let target = db.settings().database.url.redacted();
+    let current: Vec<Value> = match db.stats().await {
+        Ok(stats) => {
+            stats.into_iter().filter(|t| t.rows > 0).map(|t| json!({"table": t.table, "rows": t.rows})).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    let replaced: u64 = current.iter().filter_map(|t| t["rows"].as_u64()).sum();
+    let restored: u64 = sums.iter().map(|t| t.rows).sum();
+    if dry_run {
+        print(&json!({"target": target, "from": file, "deletes": current, "restores": sums}))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !yes {
+        return Err(Error::InvalidRequest(format!(
+            "`restore` on {target} deletes {replaced} row(s) in {} table(s) and restores {restored} row(s) from {}; add --yes to confirm (--dry-run shows the plan)",
+            current.len(),
+            file.display()
+        )));
+    }
+    let deleted = db.clear_tables(&[]).await?;
+    let moved = backup.copy_into(db, &[], &progress()).await?;
+    let after = db.table_sums(&[]).await?;
+    let differ = differing(&sums, &after);
+    print(
+        &json!({"target": target, "from": file, "deleted": deleted, "restored": moved, "verified": differ.is_empty(), "tables": after}),
+    )?;
+    if !differ.is_empty() {
+        eprintln!("error: after the restore these tables differ from the backup: {}", differ.join(", "));
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the command; `Ok` carries the exit code (2 for a failed check).
 pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     if let Command::Models = args.command {
@@ -178,13 +366,17 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         print(&models)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Copy { from, to, tables, dry_run } = &args.command {
+        return copy(&args, from, to, tables, *dry_run).await;
+    }
     // Only commands that write migrate first; the others see the schema as it is, and never create a
     // database (a mistyped SQLite path is an error, not a new empty file).
     let writes = match &args.command {
         Command::Query { query_type, .. } => !matches!(query_type.as_str(), "get" | "count"),
         Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush } => true,
         Command::Migrate { .. } | Command::Analyze | Command::Vacuum | Command::Checkpoint => true,
-        Command::Prune { yes, .. } => *yes,
+        Command::Prune { yes, .. } | Command::Restore { yes, .. } => *yes,
+        Command::Import { .. } => true,
         _ => false,
     };
     if !writes
@@ -215,7 +407,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
 async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
     let compat = Compat(db.clone());
     match command {
-        Command::Models => unreachable!("handled before opening a database"),
+        Command::Models | Command::Copy { .. } => unreachable!("handled before opening a database"),
         Command::Migrate { action } => {
             match action {
                 MigrateAction::Up { steps } => db.migrate_up(steps).await?,
@@ -309,6 +501,16 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             }
             let key = if yes { "deleted" } else { "would_delete" };
             print(&json!({"model": model, "older_than_s": age.as_secs(), key: count}))?;
+        }
+        Command::Backup { file } => backup(db, &file).await?,
+        Command::Restore { file, yes, dry_run } => return restore(db, &file, yes, dry_run).await,
+        Command::Export { dir, tables } => {
+            let moved = db.export_jsonl(&dir, &tables, &progress()).await?;
+            print(&json!({"dir": dir, "exported": moved}))?;
+        }
+        Command::Import { dir, tables } => {
+            let moved = db.import_jsonl(&dir, &tables, &progress()).await?;
+            print(&json!({"dir": dir, "imported": moved}))?;
         }
         Command::Vacuum => {
             db.vacuum().await?;
