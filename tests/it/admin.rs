@@ -222,3 +222,92 @@ fn passwords_never_reach_stderr() {
         }
     }
 }
+
+fn fails_with(url: &str, args: &[&str], code: i32, says: &str) {
+    let out = admin(url, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+fn seed_people(url: &str, n: usize) {
+    for i in 0..n {
+        let data = json!({"person_id": format!("p{i}"), "platform": "qq", "user_id": format!("{i}"),
+            "nickname": if i % 2 == 0 { json!("名字😀") } else { Value::Null }});
+        ok_json(url, &["save", "PersonInfo", "--data", &data.to_string()]);
+    }
+}
+
+/// backup → restore (guarded) → equal; a changed backup refused; export → import (twice) → equal; copy
+/// SQLite → SQLite (and → PostgreSQL when its URL is set) → verified.
+#[test]
+fn backup_restore_export_import_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let url = format!("sqlite://{}?mode=rwc", at("bot.sqlite"));
+    ok_json(&url, &["migrate", "up"]);
+    seed_people(&url, 5);
+
+    let b = ok_json(&url, &["backup", &at("b.sqlite")]);
+    assert_eq!(b["rows"], json!(5), "{b}");
+    fails_with(&url, &["backup", &at("b.sqlite")], 1, "exists already");
+    // Read-only verbs never create the restore target; without --yes nothing happens.
+    let target = format!("sqlite://{}?mode=rwc", at("restored.sqlite"));
+    fails_with(&target, &["restore", &at("b.sqlite")], 1, "no database at");
+    ok_json(&target, &["migrate", "up"]);
+    seed_people(&target, 2);
+    fails_with(&target, &["restore", &at("b.sqlite")], 1, "deletes 2 row(s) in 1 table(s) and restores 5 row(s)");
+    let plan = ok_json(&target, &["restore", &at("b.sqlite"), "--dry-run"]);
+    assert_eq!(plan["deletes"], json!([{"table": "person_info", "rows": 2}]));
+    assert_eq!(ok_json(&target, &["query", "PersonInfo", "--type", "count"]), json!(2), "a dry run changes nothing");
+    let done = ok_json(&target, &["restore", &at("b.sqlite"), "--yes"]);
+    assert_eq!((done["verified"].clone(), done["deleted"].clone()), (json!(true), json!(2)));
+    let people = |u: &str| ok_json(u, &["query", "PersonInfo", "--order-by", "id"]);
+    assert_eq!(people(&target), people(&url));
+    // A backup that no longer matches its manifest is refused.
+    let backup_url = format!("sqlite://{}?mode=rw", at("b.sqlite"));
+    ok_json(&backup_url, &["query", "PersonInfo", "--type", "delete", "--filter", r#"{"person_id":"p0"}"#]);
+    fails_with(&target, &["restore", &at("b.sqlite"), "--yes"], 1, "does not match its manifest (tables PersonInfo)");
+
+    // export → import → equal, twice.
+    let exported = ok_json(&url, &["export", &at("dump"), "--tables", "PersonInfo,ChatStreams"]);
+    assert_eq!(exported["exported"][0], json!({"model": "PersonInfo", "read": 5, "written": 5}));
+    let fresh = format!("sqlite://{}?mode=rwc", at("imported.sqlite"));
+    let imported = ok_json(&fresh, &["import", &at("dump")]);
+    let people_written = |v: &Value| {
+        v["imported"].as_array().unwrap().iter().find(|t| t["model"] == "PersonInfo").unwrap()["written"].clone()
+    };
+    assert_eq!(people_written(&imported), json!(5));
+    assert_eq!(people_written(&ok_json(&fresh, &["import", &at("dump")])), json!(0), "importing twice adds nothing");
+    assert_eq!(people(&fresh), people(&url));
+
+    // copy
+    let copy_to = format!("sqlite://{}?mode=rwc", at("copy.sqlite"));
+    fails_with(&url, &["copy", "--from", &url, "--to", &copy_to], 1, "remove --database-url");
+    let copy = |to: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+            .args(["copy", "--from", &url, "--to", to])
+            .env_remove("BOTDB_CONFIG_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let copied = copy(&copy_to);
+    assert_eq!(copied["verified"], json!(true));
+    assert_eq!(people(&copy_to), people(&url));
+    assert_eq!(copy(&copy_to)["copied"].as_array().unwrap().iter().map(|t| t["written"].as_u64().unwrap()).sum::<u64>(), 0);
+    if let Ok(server) = std::env::var("BOTDB_TEST_POSTGRES_URL") {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (settings, drop, _) = rt.block_on(crate::helpers::fresh_settings(crate::helpers::Backend::Postgres)).unwrap();
+        let pg = settings.database.url.expose().to_owned();
+        assert_eq!(copy(&pg)["verified"], json!(true));
+        assert_eq!(people(&pg), people(&url));
+        let (_, name) = drop.unwrap();
+        rt.block_on(async {
+            use botdb::sea_orm::ConnectionTrait;
+            let admin = botdb::sea_orm::Database::connect(&server).await.unwrap();
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+        });
+    }
+}
