@@ -259,9 +259,9 @@ impl Db {
         self.cache().published_stats().await
     }
 
-    /// Drops every cached entry here and, with Redis, in every process sharing it. Returns whether other
-    /// processes were told (false without Redis).
-    pub async fn flush_cache(&self) -> bool {
+    /// Drops every cached entry here and, with Redis, in every process sharing it. Returns how many other
+    /// running processes received the flush; `None` without Redis, or when Redis did not take it.
+    pub async fn flush_cache(&self) -> Option<u64> {
         self.cache().flush().await
     }
 

@@ -296,10 +296,14 @@ fn backup_restore_export_import_copy() {
     let copied = copy(&copy_to);
     assert_eq!(copied["verified"], json!(true));
     assert_eq!(people(&copy_to), people(&url));
-    assert_eq!(copy(&copy_to)["copied"].as_array().unwrap().iter().map(|t| t["written"].as_u64().unwrap()).sum::<u64>(), 0);
+    assert_eq!(
+        copy(&copy_to)["copied"].as_array().unwrap().iter().map(|t| t["written"].as_u64().unwrap()).sum::<u64>(),
+        0
+    );
     if let Ok(server) = std::env::var("BOTDB_TEST_POSTGRES_URL") {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let (settings, drop, _) = rt.block_on(crate::helpers::fresh_settings(crate::helpers::Backend::Postgres)).unwrap();
+        let (settings, drop, _) =
+            rt.block_on(crate::helpers::fresh_settings(crate::helpers::Backend::Postgres)).unwrap();
         let pg = settings.database.url.expose().to_owned();
         assert_eq!(copy(&pg)["verified"], json!(true));
         assert_eq!(people(&pg), people(&url));

@@ -542,11 +542,11 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             print(&json!({ "redis": db.redis_state(), "processes": processes, "this_process": db.cache_stats() }))?;
         }
         Command::Cache { action: CacheAction::Flush } => {
-            let told = db.flush_cache().await;
-            if !told {
+            let reached = db.flush_cache().await;
+            if reached.is_none() {
                 eprintln!("warning: no Redis tier reachable: only this process's cache was flushed");
             }
-            print(&json!({ "flushed": true, "reached_running_processes": told }))?;
+            print(&json!({ "flushed": true, "running_processes_reached": reached }))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -308,28 +308,47 @@ impl RedisTier {
         Some(all.into_iter().filter_map(|(f, v)| Some((Field::parse(&f)?, v))).collect())
     }
 
-    /// Publishes this process's statistics (kept for three intervals).
+    /// The hash holding every process's statistics (one field per process; no `KEYS` scan over the
+    /// cache's entries is needed to list them).
+    fn stats_key(&self) -> String {
+        format!("{}:stats", self.prefix)
+    }
+
+    /// Publishes this process's statistics as its field of the statistics hash; `stats` carries `at_ms`, and
+    /// readers skip (and remove) fields older than `keep`. The hash itself expires `keep` after the last
+    /// publication.
     pub(super) async fn publish_stats(&self, id: &str, stats: &str, keep: Duration) {
-        let key = format!("{}:stats:{id}", self.prefix);
-        let px = keep.as_millis() as u64;
-        let _: Option<()> = self.cmd(redis::cmd("SET").arg(key).arg(stats).arg("PX").arg(px).clone()).await;
+        let (key, px) = (self.stats_key(), keep.as_millis() as u64);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET").arg(&key).arg(id).arg(stats).ignore().cmd("PEXPIRE").arg(&key).arg(px).ignore();
+        let _: Option<()> = self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await;
     }
 
-    /// Every running process's last published statistics.
-    pub(super) async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
-        let pattern = format!("{}:stats:*", self.prefix);
-        let keys: Vec<String> = self.cmd(redis::cmd("KEYS").arg(pattern).clone()).await?;
-        if keys.is_empty() {
-            return Some(vec![]);
+    /// Every running process's last published statistics (fields older than `keep` are removed).
+    pub(super) async fn fetch_stats(&self, keep: Duration) -> Option<Vec<serde_json::Value>> {
+        let all: Vec<(String, String)> = self.cmd(redis::cmd("HGETALL").arg(self.stats_key()).clone()).await?;
+        let now = crate::utils::time::now_epoch() * 1000.0;
+        let (mut fresh, mut stale) = (Vec::new(), Vec::new());
+        for (id, text) in all {
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) if v["at_ms"].as_f64().is_some_and(|at| now - at <= keep.as_millis() as f64) => fresh.push(v),
+                _ => stale.push(id),
+            }
         }
-        let values: Vec<Option<String>> = self.cmd(redis::cmd("MGET").arg(keys).clone()).await?;
-        Some(values.into_iter().flatten().filter_map(|v| serde_json::from_str(&v).ok()).collect())
+        if !stale.is_empty() {
+            let _: Option<i64> = self.cmd(redis::cmd("HDEL").arg(self.stats_key()).arg(stale).clone()).await;
+        }
+        Some(fresh)
     }
 
-    /// Tells every process to drop its in-process entries.
-    pub(super) async fn publish_flush(&self) -> bool {
+    /// Tells every process to drop its in-process entries. Returns how many other processes' buses received
+    /// it (Redis's count of subscribers reached, less this process's own bus), `None` when Redis did not
+    /// answer.
+    pub(super) async fn publish_flush(&self) -> Option<u64> {
         let channel = self.channel();
-        self.cmd::<i64>(redis::cmd("PUBLISH").arg(&channel).arg("flush").clone()).await.is_some()
+        let reached = self.cmd::<i64>(redis::cmd("PUBLISH").arg(&channel).arg("flush").clone()).await?;
+        let own = i64::from(self.synced.load(Ordering::Acquire));
+        Some((reached - own).max(0) as u64)
     }
 }
 

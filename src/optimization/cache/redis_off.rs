@@ -60,11 +60,11 @@ impl RedisTier {
         match *self {}
     }
 
-    pub(crate) async fn fetch_stats(&self) -> Option<Vec<serde_json::Value>> {
+    pub(crate) async fn fetch_stats(&self, _keep: std::time::Duration) -> Option<Vec<serde_json::Value>> {
         match *self {}
     }
 
-    pub(crate) async fn publish_flush(&self) -> bool {
+    pub(crate) async fn publish_flush(&self) -> Option<u64> {
         match *self {}
     }
 }

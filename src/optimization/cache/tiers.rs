@@ -452,11 +452,12 @@ impl Cache {
         self.inner.l2.invalidate_all();
     }
 
-    /// Drops every entry here and, with Redis, in every process sharing it. Returns whether the other
-    /// processes were told (always false without Redis).
-    pub async fn flush(&self) -> bool {
+    /// Drops every entry here and, with Redis, in every process sharing it. Returns how many other running
+    /// processes received the flush, `None` without Redis or when Redis did not take it (the processes'
+    /// entries may then survive).
+    pub async fn flush(&self) -> Option<u64> {
         self.clear_local();
-        let Some(r) = &self.inner.redis else { return false };
+        let r = self.inner.redis.as_ref()?;
         let mut told = true;
         for (idx, m) in models().iter().enumerate() {
             match r.bump(m, idx, &[Field::All]).await {
@@ -464,7 +465,8 @@ impl Cache {
                 None => told = false,
             }
         }
-        told && r.publish_flush().await
+        let reached = r.publish_flush().await?;
+        told.then_some(reached)
     }
 
     /// Statistics since the handle opened.
@@ -493,7 +495,7 @@ impl Cache {
     /// The statistics running processes published to Redis (empty without Redis).
     pub async fn published_stats(&self) -> Vec<serde_json::Value> {
         match &self.inner.redis {
-            Some(r) => r.fetch_stats().await.unwrap_or_default(),
+            Some(r) => r.fetch_stats(super::bus::STATS_KEEP).await.unwrap_or_default(),
             None => vec![],
         }
     }
