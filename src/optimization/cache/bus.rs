@@ -25,16 +25,13 @@ fn all_fields() -> impl Iterator<Item = Field> {
 /// How often a process publishes its statistics for `botdb-admin cache stats`.
 const STATS_EVERY: Duration = Duration::from_secs(5);
 
-/// How long published statistics count as a running process's.
-pub(super) const STATS_KEEP: Duration = Duration::from_secs(15);
-
 /// This process's statistics as field `<host>-<pid>` of `<prefix>:stats`.
 async fn publish_stats(cache: &Cache) {
     let Some(r) = &cache.inner.redis else { return };
     let id = format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()), std::process::id());
     let at_ms = (crate::utils::time::now_epoch() * 1000.0) as u64;
     let stats = serde_json::json!({ "process": id, "at_ms": at_ms, "stats": cache.stats() });
-    r.publish_stats(&id, &stats.to_string(), STATS_KEEP).await;
+    r.publish_stats(&id, &stats.to_string(), super::STATS_KEEP).await;
 }
 
 /// Re-reads every shared counter (after bumping `all` everywhere when this process wrote while Redis was

@@ -9,6 +9,9 @@
 //! impossible by construction. With Redis, the counters are shared (hashes bumped with `HINCRBY`) and
 //! announced on a pub/sub channel; a process that loses the channel drops its in-process entries.
 
+/// How long statistics a process published to Redis count as a running process's (three publications).
+const STATS_KEEP: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[cfg(feature = "redis")]
 mod bus;
 pub(crate) mod carry;

@@ -495,7 +495,7 @@ impl Cache {
     /// The statistics running processes published to Redis (empty without Redis).
     pub async fn published_stats(&self) -> Vec<serde_json::Value> {
         match &self.inner.redis {
-            Some(r) => r.fetch_stats(super::bus::STATS_KEEP).await.unwrap_or_default(),
+            Some(r) => r.fetch_stats(super::STATS_KEEP).await.unwrap_or_default(),
             None => vec![],
         }
     }
