@@ -46,8 +46,42 @@ fn smoke_run_reports_both_systems_and_the_ceiling_with_no_lost_writes() {
     assert!(report["systems"]["botdb"]["batched_write_ratio"].is_number());
     assert!(report["systems"]["botdb"]["cache_hit_ratio"].is_number());
     assert!(report["systems"]["baseline"]["cache_hit_ratio"].is_null());
-    for svg in ["read-latency.svg", "throughput.svg"] {
+    // The plots are named after the report, and what they draw is in it.
+    for svg in ["loadtest-read-latency.svg", "loadtest-write-ack-latency.svg", "loadtest-throughput.svg"] {
         let text = std::fs::read_to_string(dir.path().join("report").join(svg)).unwrap();
         assert!(text.starts_with("<svg"), "{svg}");
     }
+    let series = &report["systems"]["botdb"]["series"];
+    let curve = series["write_ack_latency_us"].as_array().unwrap();
+    assert_eq!(curve.first().unwrap()[0], 0.0);
+    assert_eq!(curve.last().unwrap()[0], 99.99);
+    assert!(!series["messages_per_second"].as_array().unwrap().is_empty());
+    // The run header, and the threshold with its value and limit.
+    let run = &report["run"];
+    assert_eq!(run["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(run["arguments"]["chats"], 5);
+    assert_eq!(run["durability"]["journal_mode"], "wal");
+    assert_eq!(report["thresholds"][0]["name"], "error_rate");
+    assert_eq!(
+        (report["thresholds"][0]["limit"].clone(), report["thresholds"][0]["pass"].clone()),
+        (0.0.into(), true.into())
+    );
+    assert!(report["systems"]["botdb"]["read_latency_us"]["p90"].as_f64().unwrap() > 0.0);
+    assert!(report["systems"]["botdb"]["read_latency_us"]["mean"].as_f64().unwrap() > 0.0);
+}
+
+/// A threshold that is not met fails the run (exit 3) and says the value and the limit.
+#[test]
+fn a_missed_threshold_names_its_value_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_botdb-loadtest"))
+        .args(["--duration", "0.5", "--warmup", "0", "--chats", "3", "--users", "20", "--messages-per-chat", "5"])
+        .args(["--compare", "false", "--ceiling", "false", "--min-messages-per-s", "1e12"])
+        .arg("--json")
+        .arg(dir.path().join("t.json"))
+        .output()
+        .expect("run botdb-loadtest");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("messages_per_s") && err.contains("(limit 1000000000000.0)"), "{err}");
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 /// run, against a plain sea-orm baseline (one call per operation, no cache, no batching, same pool and
 /// durability), each on an identical fresh copy of a seeded dataset; verifies every acknowledged write; prints
 /// a table per operation and writes a JSON report and SVG plots. Targets loopback databases only.
-#[derive(Debug, Parser)]
+#[derive(Debug, Parser, serde::Serialize)]
 #[command(name = "botdb-loadtest", version)]
 pub(crate) struct Args {
     /// Open loop at this many incoming messages per second (latency counted from each message's scheduled

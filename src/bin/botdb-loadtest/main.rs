@@ -192,7 +192,34 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
     Ok(r)
 }
 
+/// The durability the systems ran with: SQLite's `synchronous`, or the server's commit flushing.
+async fn durability(url: &str) -> serde_json::Value {
+    let Ok(settings) = settings_for(url, None) else { return serde_json::Value::Null };
+    if url.starts_with("sqlite") {
+        return json!({"sqlite_synchronous": format!("{:?}", settings.database.sqlite_synchronous), "journal_mode": "wal"});
+    }
+    let Ok(conn) = Database::connect(url).await else { return serde_json::Value::Null };
+    let backend = conn.get_database_backend();
+    let sql = if url.starts_with("postgres") {
+        "SELECT current_setting('synchronous_commit') || ' / fsync ' || current_setting('fsync')"
+    } else {
+        "SELECT CONCAT('innodb_flush_log_at_trx_commit ', @@innodb_flush_log_at_trx_commit, ' / sync_binlog ', @@sync_binlog)"
+    };
+    let got = conn.query_one_raw(botdb::sea_orm::Statement::from_string(backend, sql)).await;
+    let text = got.ok().flatten().and_then(|r| r.try_get_by_index::<String>(0).ok());
+    conn.close().await.ok();
+    json!({ "server": text })
+}
+
+/// A threshold's outcome: its value, its limit and whether it passed.
+fn threshold(name: &str, value: f64, limit: Option<f64>, at_most: bool) -> Option<serde_json::Value> {
+    let limit = limit?;
+    let pass = if at_most { value <= limit } else { value >= limit };
+    Some(json!({"name": name, "value": value, "limit": limit, "pass": pass}))
+}
+
 async fn run(args: Args) -> Result<ExitCode, BoxError> {
+    let started_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     if let Some(addr) = args.metrics_addr {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
@@ -233,7 +260,31 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
     let get = |n: &str| systems.iter().find(|(s, _)| s == n).map(|(_, r)| r);
     let botdb = get("botdb").ok_or("no botdb run")?;
     let speedup = get("baseline").map(|b| botdb.messages_per_s / b.messages_per_s.max(1e-9));
+    let ops: u64 = botdb.ops.values().map(|o| o.count + o.errors).sum();
+    let thresholds: Vec<serde_json::Value> = [
+        threshold("read_p99_ms", botdb.read_latency_us.p99 / 1e3, args.max_read_p99_ms, true),
+        threshold("ack_p99_ms", botdb.write_ack_latency_us.p99 / 1e3, args.max_ack_p99_ms, true),
+        threshold("error_rate", botdb.errors as f64 / ops.max(1) as f64, args.max_error_rate, true),
+        threshold("messages_per_s", botdb.messages_per_s, args.min_messages_per_s, false),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut arguments = serde_json::to_value(&args)?;
+    for key in ["database_url", "redis_url"] {
+        if let Some(u) = arguments[key].as_str() {
+            arguments[key] = json!(DatabaseUrl::new(u).redacted());
+        }
+    }
+    let botdb_url = dbs.iter().find(|(n, _)| n == "botdb").map(|(_, u)| u.clone()).unwrap_or_default();
     let report = json!({
+        "run": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_at_utc": started_at,
+            "arguments": arguments,
+            "durability": durability(&botdb_url).await,
+        },
+        "thresholds": thresholds,
         "backend": backend,
         "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "duration_s": args.duration,
@@ -255,11 +306,14 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
-    let plot_dir = args.json.parent().unwrap_or(std::path::Path::new("."));
     let refs: Vec<(&str, &SystemReport)> = systems.iter().map(|(n, r)| (n.as_str(), r)).collect();
-    if let Err(e) = report::plots(plot_dir, &refs) {
-        eprintln!("warning: plots not written: {e}");
-    }
+    let plotted = match report::plots(&args.json, &refs) {
+        Ok(paths) => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        Err(e) => {
+            eprintln!("warning: plots not written: {e}");
+            "none".into()
+        }
+    };
     if let (Some((_, b)), Some((_, base))) =
         (systems.iter().find(|(n, _)| n == "botdb"), systems.iter().find(|(n, _)| n == "baseline"))
     {
@@ -306,21 +360,28 @@ async fn run(args: Args) -> Result<ExitCode, BoxError> {
             botdb.row_writes_per_s / c.row_writes_per_s.max(1e-9)
         );
     }
-    println!("report: {} (plots beside it)", args.json.display());
-    let mut failed = vec![];
-    let ops: u64 = botdb.ops.values().map(|o| o.count + o.errors).sum();
-    if args.max_read_p99_ms.is_some_and(|m| botdb.read_latency_us.p99 / 1e3 > m) {
-        failed.push("read p99");
+    println!("report: {} (plots: {plotted})", args.json.display());
+    for t in &thresholds {
+        println!(
+            "threshold {}: {:.3} (limit {}) {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["value"].as_f64().unwrap_or(f64::NAN),
+            t["limit"],
+            if t["pass"] == true { "pass" } else { "FAIL" }
+        );
     }
-    if args.max_ack_p99_ms.is_some_and(|m| botdb.write_ack_latency_us.p99 / 1e3 > m) {
-        failed.push("ack p99");
-    }
-    if args.max_error_rate.is_some_and(|m| botdb.errors as f64 / ops.max(1) as f64 > m) {
-        failed.push("error rate");
-    }
-    if args.min_messages_per_s.is_some_and(|m| botdb.messages_per_s < m) {
-        failed.push("messages/s");
-    }
+    let failed: Vec<String> = thresholds
+        .iter()
+        .filter(|t| t["pass"] != true)
+        .map(|t| {
+            format!(
+                "{} {:.3} (limit {})",
+                t["name"].as_str().unwrap_or("?"),
+                t["value"].as_f64().unwrap_or(f64::NAN),
+                t["limit"]
+            )
+        })
+        .collect();
     if systems.iter().any(|(_, r)| r.lost_writes > 0 || !r.integrity_ok)
         || ceiling.as_ref().is_some_and(|c| c.lost_writes > 0 || c.errors > 0)
     {

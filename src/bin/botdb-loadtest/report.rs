@@ -1,5 +1,5 @@
-//! The report: a terminal table per system, the JSON report, and two SVG plots (read-latency percentiles;
-//! incoming messages per second over time).
+//! The report: a terminal table per system, the JSON report (with the plotted series), and three SVG plots
+//! named after it (read and write-acknowledgement latency by percentile; incoming messages per second).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,21 +14,48 @@ use serde::Serialize;
 use crate::runner::Recorder;
 use crate::workload::Op;
 
-/// Percentiles in µs.
+/// Percentiles and mean in µs.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Latency {
     pub p50: f64,
+    pub p90: f64,
     pub p95: f64,
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+    pub mean: f64,
 }
 
 impl Latency {
     fn of(h: &Histogram<u64>) -> Self {
         let q = |x| if h.is_empty() { 0.0 } else { h.value_at_quantile(x) as f64 };
-        Latency { p50: q(0.5), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: h.max() as f64 }
+        let mean = if h.is_empty() { 0.0 } else { h.mean() };
+        Latency { p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: h.max() as f64, mean }
     }
+}
+
+/// What the plots draw, also in the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Series {
+    /// (percentile, µs) of every read, from p0 to p99.99.
+    pub read_latency_us: Vec<(f64, f64)>,
+    /// (percentile, µs) of every write's acknowledgement.
+    pub write_ack_latency_us: Vec<(f64, f64)>,
+    /// Incoming messages handled in each measured second.
+    pub messages_per_second: Vec<u64>,
+}
+
+/// Points of a latency curve: 161 percentiles evenly spaced in "nines" (p0 … p90 … p99 … p99.99).
+fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return vec![];
+    }
+    (0..=160)
+        .map(|i| {
+            let q = (1.0 - 10f64.powf(-(i as f64) / 40.0)).min(0.9999);
+            ((q * 1e6).round() / 1e4, h.value_at_quantile(q).max(1) as f64)
+        })
+        .collect()
 }
 
 /// One operation's figures.
@@ -63,10 +90,7 @@ pub(crate) struct SystemReport {
     pub peak_rss_mb: f64,
     pub first_error: Option<String>,
     pub ops: BTreeMap<&'static str, OpReport>,
-    #[serde(skip)]
-    pub reads_hist: Histogram<u64>,
-    #[serde(skip)]
-    pub per_second: Vec<u64>,
+    pub series: Series,
     #[serde(skip)]
     pub table: Vec<(Op, u64, u64, f64, Latency, f64)>,
 }
@@ -116,8 +140,16 @@ pub(crate) fn summarise(rec: &Recorder, measured: Duration) -> SystemReport {
         peak_rss_mb: 0.0,
         first_error: rec.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         ops,
-        reads_hist: reads,
-        per_second: rec.per_second.iter().take(measured_secs.max(1)).map(|c| c.load(Ordering::Relaxed)).collect(),
+        series: Series {
+            read_latency_us: curve(&reads),
+            write_ack_latency_us: curve(&writes),
+            messages_per_second: rec
+                .per_second
+                .iter()
+                .take(measured_secs.max(1))
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+        },
         table,
     }
 }
@@ -184,54 +216,75 @@ pub(crate) fn print_comparison(botdb: &SystemReport, baseline: &SystemReport) {
     println!("{t}");
 }
 
-fn nines(q: f64) -> f64 {
-    -(1.0 - q).log10()
+/// A percentile's place on a plot's x axis: its "nines" (p90 → 1, p99 → 2, p99.9 → 3).
+fn nines(percentile: f64) -> f64 {
+    -(1.0 - percentile / 100.0).max(1e-6).log10()
 }
 
-/// Writes the two SVG plots next to the JSON report.
-pub(crate) fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(), Box<dyn std::error::Error>> {
-    let colours = [RED, BLUE];
-    // Read latency by percentile.
-    let path = dir.join("read-latency.svg");
-    let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+/// A round percentile label: 0, 90, 99, 99.9, 99.99.
+fn percentile_label(x: f64) -> String {
+    let p = format!("{:.2}", 100.0 * (1.0 - 10f64.powf(-x)));
+    format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// One latency-by-percentile plot; the y axis in ms when the curves pass 1 ms.
+fn latency_plot(path: &Path, title: &str, curves: &[(&str, &[(f64, f64)])]) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let ymax = systems.iter().map(|(_, r)| r.reads_hist.max()).max().unwrap_or(1).max(1) as f64;
+    let max_us = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)).fold(1.0, f64::max);
+    let (unit, div) = if max_us > 1000.0 { ("ms", 1000.0) } else { ("µs", 1.0) };
+    let (lo, hi) = (1.0 / div, max_us * 1.2 / div);
     let mut chart = ChartBuilder::on(&root)
-        .caption("read latency by percentile (µs)", ("sans-serif", 20))
+        .caption(format!("{title} by percentile ({unit}, log scale)"), ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..4f64, (1f64..ymax * 1.2).log_scale())?;
+        .build_cartesian_2d(0f64..4f64, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .x_label_formatter(&|x| format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x))))
-        .y_desc("µs")
+        .x_labels(5)
+        .x_label_formatter(&|x| percentile_label(*x))
+        .y_desc(unit)
+        .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.2}") })
         .draw()?;
-    for ((name, r), c) in systems.iter().zip(colours) {
-        if r.reads_hist.is_empty() {
+    for ((name, c), colour) in curves.iter().zip([RED, BLUE]) {
+        if c.is_empty() {
             continue;
         }
-        let pts: Vec<(f64, f64)> = (0..=400)
-            .map(|i| {
-                let x = i as f64 / 100.0;
-                let q = (1.0 - 10f64.powf(-x)).min(0.9999);
-                (nines(q), r.reads_hist.value_at_quantile(q).max(1) as f64)
-            })
-            .collect();
+        let pts = c.iter().map(|(p, v)| (nines(*p), v / div));
         chart
-            .draw_series(LineSeries::new(pts, c))?
+            .draw_series(LineSeries::new(pts, colour))?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
     chart.configure_series_labels().border_style(BLACK).draw()?;
     root.present()?;
+    Ok(())
+}
+
+/// Writes the three SVG plots next to the JSON report, named after it (`<stem>-read-latency.svg`,
+/// `<stem>-write-ack-latency.svg`, `<stem>-throughput.svg`); returns their paths.
+pub(crate) fn plots(
+    json: &Path,
+    systems: &[(&str, &SystemReport)],
+) -> Result<Vec<std::path::PathBuf>, Box<dyn std::error::Error>> {
+    let dir = json.parent().unwrap_or(Path::new("."));
+    let stem = json.file_stem().and_then(|s| s.to_str()).unwrap_or("loadtest");
+    let named = |what: &str| dir.join(format!("{stem}-{what}.svg"));
+    let reads: Vec<(&str, &[(f64, f64)])> =
+        systems.iter().map(|(n, r)| (*n, r.series.read_latency_us.as_slice())).collect();
+    latency_plot(&named("read-latency"), "read latency", &reads)?;
+    let acks: Vec<(&str, &[(f64, f64)])> =
+        systems.iter().map(|(n, r)| (*n, r.series.write_ack_latency_us.as_slice())).collect();
+    latency_plot(&named("write-ack-latency"), "write acknowledgement latency", &acks)?;
     // Throughput over time.
-    let path = dir.join("throughput.svg");
+    let path = named("throughput");
     let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let xmax = systems.iter().map(|(_, r)| r.per_second.len()).max().unwrap_or(1).max(1) as f64;
-    let ymax = systems.iter().flat_map(|(_, r)| r.per_second.iter().copied()).max().unwrap_or(1).max(1) as f64;
+    let per_second = |r: &SystemReport| r.series.messages_per_second.clone();
+    let xmax = systems.iter().map(|(_, r)| per_second(r).len()).max().unwrap_or(1).max(1) as f64;
+    let ymax = systems.iter().flat_map(|(_, r)| per_second(r)).max().unwrap_or(1).max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption("incoming messages per second", ("sans-serif", 20))
         .margin(10)
@@ -239,8 +292,8 @@ pub(crate) fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(),
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..xmax, 0f64..ymax * 1.1)?;
     chart.configure_mesh().x_desc("second of the measured run").y_desc("messages/s").draw()?;
-    for ((name, r), c) in systems.iter().zip(colours) {
-        let pts = r.per_second.iter().enumerate().map(|(i, v)| (i as f64 + 0.5, *v as f64));
+    for ((name, r), c) in systems.iter().zip([RED, BLUE]) {
+        let pts = per_second(r).into_iter().enumerate().map(|(i, v)| (i as f64 + 0.5, v as f64));
         chart
             .draw_series(LineSeries::new(pts, c))?
             .label(*name)
@@ -248,5 +301,5 @@ pub(crate) fn plots(dir: &Path, systems: &[(&str, &SystemReport)]) -> Result<(),
     }
     chart.configure_series_labels().border_style(BLACK).draw()?;
     root.present()?;
-    Ok(())
+    Ok(vec![named("read-latency"), named("write-ack-latency"), path.clone()])
 }
