@@ -366,12 +366,21 @@ impl Settings {
         let dir: Option<PathBuf> =
             dir.map(Path::to_path_buf).or_else(|| std::env::var_os("BOTDB_CONFIG_DIR").map(PathBuf::from));
         let mut fig = Figment::new();
+        let profile = std::env::var("BOTDB_PROFILE").ok().filter(|p| !p.is_empty());
+        if let (None, Some(p)) = (&dir, &profile) {
+            return Err(Error::Config(format!(
+                "BOTDB_PROFILE={p} names a profile but no config directory is given (--config or BOTDB_CONFIG_DIR)"
+            )));
+        }
         if let Some(dir) = &dir {
             if !dir.is_dir() {
                 return Err(Error::Config(format!("config directory {} does not exist", dir.display())));
             }
+            if !dir.join("default.toml").is_file() {
+                return Err(Error::Config(format!("config directory {} has no default.toml", dir.display())));
+            }
             fig = fig.merge(Toml::file(dir.join("default.toml")));
-            if let Ok(profile) = std::env::var("BOTDB_PROFILE") {
+            if let Some(profile) = profile {
                 let file = dir.join(format!("{profile}.toml"));
                 if !file.is_file() {
                     return Err(Error::Config(format!("BOTDB_PROFILE={profile} but {} is missing", file.display())));
@@ -379,9 +388,27 @@ impl Settings {
                 fig = fig.merge(Toml::file(file));
             }
         }
-        fig = fig.merge(Env::prefixed("BOTDB__").split("__"));
-        fig.extract().map_err(|e| Error::Config(e.to_string()))
+        // (`lowercase(false)` last: each `map` resets it.)
+        fig = fig.merge(Env::prefixed("BOTDB__").split("__").map(|k| env_key(k.as_str()).into()).lowercase(false));
+        let mut settings: Settings = fig.extract().map_err(|e| Error::Config(e.to_string()))?;
+        // An empty Redis URL (`BOTDB__CACHE__REDIS__URL=`) means no Redis.
+        if settings.cache.redis.url.as_ref().is_some_and(|u| u.expose().trim().is_empty()) {
+            settings.cache.redis.url = None;
+        }
+        Ok(settings)
     }
+}
+
+/// An environment key after splitting (`CACHE.MODELS.LLMUsage.TTL_MS`) in the settings' spelling: sections
+/// and fields lowercase, a model name under `cache.models` as given (model names are case-sensitive).
+fn env_key(key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    let model_at = parts.len() > 2 && parts[0].eq_ignore_ascii_case("cache") && parts[1].eq_ignore_ascii_case("models");
+    let spelled = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if model_at && i == 2 { (*p).to_owned() } else { p.to_ascii_lowercase() });
+    spelled.collect::<Vec<_>>().join(".")
 }
 
 #[cfg(test)]
@@ -409,6 +436,13 @@ mod tests {
         std::fs::write(dir.path().join("default.toml"), "[database]\nbusy_timeout = 42\n").unwrap();
         assert!(matches!(Settings::load(Some(dir.path())), Err(Error::Config(_))));
         assert!(Settings::load(Some(&dir.path().join("nope"))).is_err());
+    }
+
+    #[test]
+    fn environment_keys_keep_model_names() {
+        assert_eq!(env_key("CACHE.MODELS.LLMUsage.TTL_MS"), "cache.models.LLMUsage.ttl_ms");
+        assert_eq!(env_key("DATABASE.URL"), "database.url");
+        assert_eq!(env_key("CACHE.REDIS.URL"), "cache.redis.url");
     }
 
     #[test]

@@ -315,3 +315,46 @@ fn backup_restore_export_import_copy() {
         });
     }
 }
+
+/// `config show`: environment overrides per model (in the model's own spelling), an empty Redis URL meaning
+/// none, secrets redacted; a profile without a config directory and a directory without `default.toml` are
+/// refused.
+#[test]
+fn config_show_and_precise_config_errors() {
+    let run = |envs: &[(&str, &str)], extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_botdb-admin"));
+        c.env_remove("BOTDB_CONFIG_DIR").env_remove("BOTDB_PROFILE").args(extra).args(["config", "show"]);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = run(
+        &[("BOTDB__CACHE__MODELS__LLMUsage__TTL_MS", "1234"), ("BOTDB__CACHE__REDIS__URL", "")],
+        &["--database-url", "postgres://bot:s3cret@127.0.0.1/bot"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cache"]["models"]["LLMUsage"]["ttl_ms"], json!(1234));
+    assert_eq!(v["cache"]["redis"]["url"], Value::Null);
+    assert_eq!(v["database"]["url"], json!("postgres://bot:***@127.0.0.1/bot"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+
+    let out = run(&[("BOTDB_PROFILE", "prod")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no config directory"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[], &["--config", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no default.toml"));
+    // An override for a model that does not exist is refused when a database is opened.
+    let url = format!("sqlite://{}/x.sqlite?mode=rwc", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_botdb-admin"))
+        .env_remove("BOTDB_CONFIG_DIR")
+        .env("BOTDB__CACHE__MODELS__NoSuchModel__TTL_MS", "1")
+        .args(["--database-url", &url, "migrate", "up"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NoSuchModel"), "{}", String::from_utf8_lossy(&out.stderr));
+}

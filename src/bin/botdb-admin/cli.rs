@@ -26,6 +26,15 @@ pub(crate) struct Args {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// The effective settings (files, then environment, then --database-url), secrets redacted; opens
+    /// nothing.
+    ///
+    /// Example: BOTDB__CACHE__MODELS__LLMUsage__TTL_MS=60000 botdb-admin config show
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Apply, revert or report migrations.
     Migrate {
         /// The migration action.
@@ -206,6 +215,13 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Configuration actions.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Print the effective settings as JSON.
+    Show,
 }
 
 /// Cache actions.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use botdb::{ActionInfo, Compat, Db, Error, Result, Settings};
 use serde_json::{Value, json};
 
-use crate::cli::{Args, CacheAction, Command, MigrateAction};
+use crate::cli::{Args, CacheAction, Command, ConfigAction, MigrateAction};
 
 /// `90d`, `12h`, `30m`, `45s` or a number of seconds.
 fn parse_age(s: &str) -> Result<std::time::Duration> {
@@ -366,6 +366,16 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         print(&models)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Config { action: ConfigAction::Show } = &args.command {
+        let settings = settings_of(&args)?;
+        let mut v = serde_json::to_value(&settings).map_err(|e| Error::Internal(e.to_string()))?;
+        v["database"]["url"] = json!(settings.database.url.redacted());
+        if let Some(u) = &settings.cache.redis.url {
+            v["cache"]["redis"]["url"] = json!(u.redacted());
+        }
+        print(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Copy { from, to, tables, dry_run } = &args.command {
         return copy(&args, from, to, tables, *dry_run).await;
     }
@@ -407,7 +417,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
 async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
     let compat = Compat(db.clone());
     match command {
-        Command::Models | Command::Copy { .. } => unreachable!("handled before opening a database"),
+        Command::Models | Command::Copy { .. } | Command::Config { .. } => {
+            unreachable!("handled before opening a database")
+        }
         Command::Migrate { action } => {
             match action {
                 MigrateAction::Up { steps } => db.migrate_up(steps).await?,
