@@ -336,6 +336,26 @@ impl Default for PreloadSettings {
     }
 }
 
+/// Retention: a running handle deletes rows older than an age, periodically, in small deletes (off by
+/// default: the bot keeps its history unless told).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Model name → the age in seconds beyond which its rows are deleted, by the model's own time column
+    /// (e.g. `Messages = 7776000` keeps 90 days). Empty (the default): nothing is deleted.
+    pub models: std::collections::BTreeMap<String, u64>,
+    /// How often to prune, in seconds (the first run one interval after opening). Default: 3600.
+    pub every_s: u64,
+    /// Rows per delete, so the bot's own writes run in between. Default: 500.
+    pub batch: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { models: Default::default(), every_s: 3600, batch: 500 }
+    }
+}
+
 /// All of botdb's settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -348,6 +368,8 @@ pub struct Settings {
     pub preload: PreloadSettings,
     /// The batch-write scheduler.
     pub batch: BatchSettings,
+    /// Background retention (off by default).
+    pub retention: RetentionSettings,
 }
 
 impl Settings {

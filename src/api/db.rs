@@ -78,6 +78,28 @@ async fn refresh_active(weak: std::sync::Weak<Inner>, every: Duration) {
     }
 }
 
+/// The retention job: every `every`, prunes each configured model (see `RetentionSettings`).
+async fn retain(weak: std::sync::Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let db = Db { inner, direct: false, session: None };
+        let r = &db.settings().retention;
+        for (model, age) in r.models.clone() {
+            match db
+                .prune(&model, None, Duration::from_secs(age), &serde_json::Value::Null, r.batch.max(1), false)
+                .await
+            {
+                Ok(n) if n > 0 => tracing::info!(model, deleted = n, "retention pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(model, error = %e, "retention failed"),
+            }
+        }
+    }
+}
+
 /// Rows and (SQLite) size of one table.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableStats {
@@ -151,6 +173,12 @@ impl Db {
     /// # Errors
     /// [`Error::Config`], [`Error::Database`] (also when a batch writer cannot start) or [`Error::Migration`].
     pub async fn open(settings: Settings) -> Result<Db> {
+        for model in settings.retention.models.keys() {
+            let m = registry::model(model).map_err(|e| Error::Config(format!("retention.models: {e}")))?;
+            if m.order.is_none() {
+                return Err(Error::Config(format!("retention.models: `{model}` has no time column to prune by")));
+            }
+        }
         let engine = Engine::connect(&settings.database).await?;
         if settings.database.run_migrations {
             migrate::up(engine.writer(), None).await?;
@@ -163,6 +191,10 @@ impl Db {
         let every = inner.settings.preload.refresh_ms;
         if inner.settings.preload.enabled && every > 0 {
             jobs.spawn(refresh_active(Arc::downgrade(&inner), Duration::from_millis(every)));
+        }
+        let retention = &inner.settings.retention;
+        if !retention.models.is_empty() && retention.every_s > 0 {
+            jobs.spawn(retain(Arc::downgrade(&inner), Duration::from_secs(retention.every_s)));
         }
         *inner.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs;
         let db = Db { inner, direct: false, session: None };

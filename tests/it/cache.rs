@@ -605,3 +605,32 @@ async fn a_write_moves_the_counters_even_when_redis_is_behind() {
     assert_eq!(nicks().await, [json!("two")], "the read after the write saw it");
     db.shutdown().await;
 }
+
+/// Retention configured: a running handle prunes rows past the age in the background, and does not serve
+/// them from its cache afterwards; bad retention settings are refused at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_old_rows_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings_for(&dir);
+    s.retention.models.insert("Messages".into(), 86_400);
+    s.retention.every_s = 1;
+    let db = Db::open(s.clone()).await.unwrap();
+    let now = botdb::testing::time::now_epoch();
+    db.create("Messages", &msg("old", "c", now - 2.0 * 86_400.0)).await.unwrap();
+    db.create("Messages", &msg("new", "c", now)).await.unwrap();
+    // Cached before the prune.
+    assert!(db.find_one("Messages", &json!({"message_id": "old"}), &[]).await.unwrap().is_some());
+    let pruned =
+        wait_until(Duration::from_secs(20), async || db.count("Messages", &json!({})).await.unwrap() == 1).await;
+    assert!(pruned.is_some(), "the old message is pruned within a few intervals");
+    assert!(db.find_one("Messages", &json!({"message_id": "old"}), &[]).await.unwrap().is_none());
+    assert!(db.find_one("Messages", &json!({"message_id": "new"}), &[]).await.unwrap().is_some());
+    db.shutdown().await;
+
+    for (model, says) in [("Nope", "retention.models"), ("ChatStreams", "no time column")] {
+        let mut bad = s.clone();
+        bad.retention.models = [(model.to_owned(), 1)].into_iter().collect();
+        let err = Db::open(bad).await.unwrap_err();
+        assert!(matches!(&err, botdb::Error::Config(m) if m.contains(says)), "{err}");
+    }
+}
