@@ -174,7 +174,7 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Write each table to DIR/<Model>.jsonl, one JSON row per line in id order (constant memory).
+    /// Write each table to `DIR/<Model>.jsonl`, one JSON row per line in id order (constant memory).
     ///
     /// Example: botdb-admin export dump/ --tables Messages,ChatStreams
     Export {
@@ -184,7 +184,7 @@ pub(crate) enum Command {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
     },
-    /// Insert the rows of DIR/<Model>.jsonl files. Every line is validated first (the file and line of the
+    /// Insert the rows of `DIR/<Model>.jsonl` files. Every line is validated first (the file and line of the
     /// first bad row are reported and nothing is written); ids already present are skipped, so importing
     /// twice adds nothing.
     ///
