@@ -71,14 +71,35 @@ fn file_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::InvalidRequest(format!("cannot {what} {}: {e}", path.display()))
 }
 
-impl Db {
-    /// `model`'s rows with ids above `after` (all when `None`), in id order, at most [`PAGE`].
-    async fn page(&self, m: &'static ModelDef, after: Option<i64>) -> Result<Vec<Row>> {
-        let filter = after.map_or_else(|| json!({}), |a| json!({"id": {"$gt": a}}));
-        let sel = Select::parse(m, &filter, &["id".to_owned()], Some(PAGE))?;
-        exec::select(self.engine().reader(), &sel).await
+/// A keyset cursor over one table: pages of up to [`PAGE`] rows in id order, from the reader pool.
+struct Pages<'a> {
+    db: &'a Db,
+    model: &'static ModelDef,
+    after: Option<i64>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn of(db: &'a Db, model: &'static ModelDef) -> Pages<'a> {
+        Pages { db, model, after: None, done: false }
     }
 
+    /// The next page; `None` after the last.
+    async fn next(&mut self) -> Result<Option<Vec<Row>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let filter = self.after.map_or_else(|| json!({}), |a| json!({"id": {"$gt": a}}));
+        let sel = Select::parse(self.model, &filter, &["id".to_owned()], Some(PAGE))?;
+        let page = exec::select(self.db.engine().reader(), &sel).await?;
+        let Some(last) = page.last() else { return Ok(None) };
+        self.after = Some(id_of(self.model, last)?);
+        self.done = (page.len() as u64) < PAGE;
+        Ok(Some(page))
+    }
+}
+
+impl Db {
     /// Row counts and checksums of the tables of `names` (all when empty).
     ///
     /// # Errors
@@ -86,19 +107,13 @@ impl Db {
     pub async fn table_sums(&self, names: &[String]) -> Result<Vec<TableSum>> {
         let mut out = Vec::new();
         for m in chosen(names)? {
-            let (mut h, mut rows, mut after) = (Xxh3::new(), 0, None);
-            loop {
-                let page = self.page(m, after).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(id_of(m, last)?);
+            let (mut h, mut rows, mut pages) = (Xxh3::new(), 0, Pages::of(self, m));
+            while let Some(page) = pages.next().await? {
                 for r in &page {
                     h.update(&serde_json::to_vec(r).map_err(|e| Error::Internal(e.to_string()))?);
                     h.update(b"\n");
                 }
                 rows += page.len() as u64;
-                if (page.len() as u64) < PAGE {
-                    break;
-                }
             }
             out.push(TableSum { model: m.name.to_owned(), rows, checksum: format!("{:032x}", h.digest128()) });
         }
@@ -116,19 +131,12 @@ impl Db {
     pub async fn copy_into(&self, target: &Db, names: &[String], progress: Progress<'_>) -> Result<Vec<TableMoved>> {
         let mut out = Vec::new();
         for m in chosen(names)? {
-            let (mut read, mut written, mut after) = (0, 0, None);
-            loop {
-                let page = self.page(m, after).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(id_of(m, last)?);
-                let n = page.len() as u64;
+            let (mut read, mut written, mut pages) = (0, 0, Pages::of(self, m));
+            while let Some(page) = pages.next().await? {
+                read += page.len() as u64;
                 let rows = page.into_iter().map(|r| NewRow::parse(m, &Value::Object(r))).collect::<Result<Vec<_>>>()?;
                 written += target.store().insert_keeping_ids(m, rows).await?;
-                read += n;
                 progress(m.name, read);
-                if n < PAGE {
-                    break;
-                }
             }
             exec::reset_id_sequence(target.engine().writer(), m).await?;
             out.push(TableMoved { model: m.name, read, written });
@@ -168,20 +176,14 @@ impl Db {
             let part = dir.join(format!("{}.jsonl.part", m.name));
             let file = std::fs::File::create(&part).map_err(|e| file_error(&part, "create", e))?;
             let mut w = std::io::BufWriter::new(file);
-            let (mut read, mut after) = (0, None);
-            loop {
-                let page = self.page(m, after).await?;
-                let Some(last) = page.last() else { break };
-                after = Some(id_of(m, last)?);
+            let (mut read, mut pages) = (0, Pages::of(self, m));
+            while let Some(page) = pages.next().await? {
                 for r in &page {
                     serde_json::to_writer(&mut w, r).map_err(|e| file_error(&part, "write", e))?;
                     w.write_all(b"\n").map_err(|e| file_error(&part, "write", e))?;
                 }
                 read += page.len() as u64;
                 progress(m.name, read);
-                if (page.len() as u64) < PAGE {
-                    break;
-                }
             }
             w.into_inner()
                 .map_err(|e| file_error(&part, "write", e.error()))?

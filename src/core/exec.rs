@@ -224,6 +224,14 @@ pub fn bind_limit(backend: DbBackend) -> usize {
     }
 }
 
+/// The `id` in a row's first column (`SERIAL` is 32-bit on PostgreSQL).
+fn id_at(row: &sea_orm::QueryResult, backend: DbBackend) -> std::result::Result<i64, sea_orm::DbErr> {
+    match backend {
+        DbBackend::Postgres => row.try_get_by_index::<i32>(0).map(i64::from),
+        _ => row.try_get_by_index::<i64>(0),
+    }
+}
+
 /// The most text one multi-row `INSERT` carries: MySQL refuses (and drops the connection of) a statement
 /// longer than its `max_allowed_packet` (16 MiB on MariaDB, 4 MiB on older MySQL).
 const STATEMENT_BYTES: usize = 2 << 20;
@@ -285,17 +293,8 @@ pub async fn insert_many<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -> Resul
         } else {
             q.returning_col(Alias::new("id"));
             let got = conn.query_all_raw(backend.build(&q)).await.map_err(err)?;
-            let mut ids = got
-                .iter()
-                .map(|r| {
-                    if backend == DbBackend::Postgres {
-                        r.try_get_by_index::<i32>(0).map(i64::from)
-                    } else {
-                        r.try_get_by_index::<i64>(0)
-                    }
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(err)?;
+            let mut ids =
+                got.iter().map(|r| id_at(r, backend)).collect::<std::result::Result<Vec<_>, _>>().map_err(err)?;
             // Ids are assigned in VALUES order; RETURNING's own order is not promised.
             ids.sort_unstable();
             ids
@@ -329,10 +328,7 @@ pub async fn insert_keeping_ids<C: ConnectionTrait>(conn: &C, rows: &[NewRow]) -
         .await
         .map_err(err)?
         .iter()
-        .map(|r| match backend {
-            DbBackend::Postgres => r.try_get_by_index::<i32>(0).map(i64::from),
-            _ => r.try_get_by_index::<i64>(0),
-        })
+        .map(|r| id_at(r, backend))
         .collect::<std::result::Result<_, _>>()
         .map_err(err)?;
     let fresh: Vec<&NewRow> = rows.iter().zip(&ids).filter(|(_, id)| !held.contains(id)).map(|(r, _)| r).collect();

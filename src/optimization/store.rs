@@ -192,10 +192,7 @@ impl Store {
     /// The first failing chunk's error (earlier chunks stay committed).
     pub(crate) async fn insert_many(&self, model: &'static ModelDef, rows: Vec<NewRow>) -> Result<u64> {
         // Every row checked before any is written.
-        for r in &rows {
-            let backend = self.engine().backend();
-            r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(model, model.col(i), backend))?;
-        }
+        self.check_backend(model, &rows)?;
         let mut done = 0;
         for chunk in rows.chunks(2000) {
             let chunk = Arc::new(chunk.to_vec());
@@ -214,6 +211,14 @@ impl Store {
         Ok(done)
     }
 
+    /// Refuses rows a value of which this backend cannot hold (before anything is written).
+    fn check_backend(&self, model: &'static ModelDef, rows: &[NewRow]) -> Result<()> {
+        let backend = self.engine().backend();
+        rows.iter().try_for_each(|r| {
+            r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(model, model.col(i), backend))
+        })
+    }
+
     /// Inserts rows that carry their ids (copies, imports) in one transaction, skipping ids the table holds
     /// (so a repeated or resumed run adds nothing), then invalidates the model's cached reads. Returns the rows
     /// inserted.
@@ -221,10 +226,7 @@ impl Store {
     /// # Errors
     /// As [`exec::insert_keeping_ids`]; nothing of `rows` is written then.
     pub(crate) async fn insert_keeping_ids(&self, model: &'static ModelDef, rows: Vec<NewRow>) -> Result<u64> {
-        let backend = self.engine().backend();
-        for r in &rows {
-            r.cells.iter().enumerate().try_for_each(|(i, c)| c.check_backend(model, model.col(i), backend))?;
-        }
+        self.check_backend(model, &rows)?;
         let rows = Arc::new(rows);
         let result = self
             .engine()
