@@ -118,6 +118,16 @@ pub(crate) enum Command {
     Health,
     /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
     Check,
+    /// After a crash: every write an acknowledgement log (`botdb-loadtest --ack-log PATH`) recorded is in
+    /// the database, by key and content, and the integrity check passes. Counts verified, lost,
+    /// duplicated and mismatched writes and torn (cut) log lines. Exit 2 on a problem. Read-only.
+    ///
+    /// Example: botdb-admin --database-url sqlite://run/botdb.sqlite verify --ack-log run/acks.jsonl
+    Verify {
+        /// The acknowledgement log.
+        #[arg(long, value_name = "PATH")]
+        ack_log: PathBuf,
+    },
     /// Rows (and on SQLite, bytes) per table.
     Stats,
     /// Refresh the query planner's statistics of botdb's tables (`ANALYZE`): run it after a bulk load.

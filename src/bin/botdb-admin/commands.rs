@@ -88,7 +88,7 @@ impl<'de> serde::Deserialize<'de> for Unique {
 }
 
 /// Prints JSON on stdout; a closed pipe (`botdb-admin stats | head -1`) ends the output quietly.
-fn print(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print(v: &impl serde::Serialize) -> Result<()> {
     use std::io::Write;
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::InvalidRequest(e.to_string()))?;
     match writeln!(std::io::stdout().lock(), "{s}") {
@@ -112,7 +112,11 @@ async fn open(args: &Args, run_migrations: bool) -> Result<Db> {
     settings.database.run_migrations &= run_migrations;
     if matches!(
         args.command,
-        Command::Backup { .. } | Command::Restore { .. } | Command::Export { .. } | Command::Import { .. }
+        Command::Backup { .. }
+            | Command::Restore { .. }
+            | Command::Export { .. }
+            | Command::Import { .. }
+            | Command::Verify { .. }
     ) {
         for_transfer(&mut settings);
     }
@@ -517,6 +521,7 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Verify { ack_log } => return crate::verify::verify(db, &ack_log).await,
         Command::Stats => print(&db.stats().await?)?,
         Command::Prune { model, older_than, by, filter, batch, yes, dry_run } => {
             let age = parse_age(&older_than)?;

@@ -6,6 +6,7 @@ mod logging;
 
 mod cli;
 mod commands;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// Where the SQLite files live. Default: a temporary directory.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Record every write botdb acknowledges in this file (JSON lines; a message's lines are written once
+    /// all its writes are acknowledged), so that `botdb-admin verify --ack-log PATH` can check the database
+    /// after the harness was killed. Default: none.
+    #[arg(long, value_name = "PATH")]
+    pub ack_log: Option<PathBuf>,
     /// Serve Prometheus metrics at this address (e.g. 127.0.0.1:9187) while running. Default: off.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,

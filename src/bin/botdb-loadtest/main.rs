@@ -12,6 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "../shared/logging.rs"]
 mod logging;
 
+mod acklog;
 mod ceiling;
 mod cli;
 mod report;
@@ -144,8 +145,12 @@ async fn run_one(name: &str, url: &str, args: &Args, shape: Shape) -> Result<Sys
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let ack_log = match (&args.ack_log, name) {
+        (Some(path), "botdb") => Some(acklog::AckLog::create(path, url)?),
+        _ => None,
+    };
     let rss = runner::PeakRss::start();
-    let (rec, measured) = runner::run(system, shape, load, bar).await;
+    let (rec, measured) = runner::run(system, shape, load, bar, ack_log).await;
     let mut r = report::summarise(&rec, measured);
     r.peak_rss_mb = rss.stop();
     if let Some(db) = &db {

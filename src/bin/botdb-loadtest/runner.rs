@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
-use crate::systems::System;
+use crate::acklog::AckLog;
+use crate::systems::{System, row_id};
 use crate::workload::{Call, Op, Shape, T0, flow};
 
 /// Latencies and counts of one operation.
@@ -33,11 +34,14 @@ pub(crate) struct Recorder {
     pub repeats: [AtomicU64; 2],
     /// Whole messages: from arrival (open loop: the scheduled time) to the last write's acknowledgement.
     pub message_hist: Mutex<Histogram<u64>>,
+    /// botdb's acknowledged writes, recorded outside the process (`--ack-log`).
+    pub ack_log: Option<AckLog>,
 }
 
 impl Recorder {
-    fn new() -> Self {
+    fn new(ack_log: Option<AckLog>) -> Self {
         Recorder {
+            ack_log,
             ops: Op::ALL
                 .iter()
                 .map(|_| Mutex::new(OpStats { hist: Histogram::new(3).expect("histogram"), errors: 0 }))
@@ -81,20 +85,43 @@ pub(crate) struct Load {
 
 impl Recorder {
     /// Counts an acknowledged insert, or keeps the first error.
-    fn outcome(&self, call: &Call, res: &Result<(), String>) {
+    fn outcome<T>(&self, call: &Call, res: &Result<T, String>) {
         match res {
-            Ok(()) => match call {
+            Ok(_) => match call {
                 Call::InsertMessage(_) => drop(self.acked[0].fetch_add(1, Ordering::Relaxed)),
                 Call::InsertUsage(_) => drop(self.acked[1].fetch_add(1, Ordering::Relaxed)),
                 Call::InsertAction(_) => drop(self.acked[2].fetch_add(1, Ordering::Relaxed)),
                 _ => {}
             },
-            Err(e) => {
-                let mut first = self.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if first.is_none() {
-                    *first = Some(format!("{}: {e}", call.op().name()));
-                }
-            }
+            Err(e) => self.error(&format!("{}: {e}", call.op().name())),
+        }
+    }
+
+    fn error(&self, e: &str) {
+        let mut first = self.first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(e.to_owned());
+        }
+    }
+}
+
+/// The checks of one message's acknowledged writes, for the ack log (a no-op without one).
+struct Acks<'r> {
+    log: Option<&'r AckLog>,
+    checks: Vec<serde_json::Value>,
+    created: std::collections::HashMap<String, i64>,
+}
+
+impl Acks<'_> {
+    fn acked(&mut self, calls: &[Call], k: usize, id: Option<i64>) {
+        if let Some(check) = self.log.and_then(|log| log.check(calls, k, id, &mut self.created)) {
+            self.checks.push(check);
+        }
+    }
+
+    fn write(self, rec: &Recorder) {
+        if let Some(Err(e)) = self.log.map(|log| log.append(&self.checks)) {
+            rec.error(&format!("ack log: {e}"));
         }
     }
 }
@@ -105,8 +132,9 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
     let (calls, _, _) = flow(shape, n, now, &mut rng);
     let sys = &sys.for_message();
     let arrived = scheduled.unwrap_or_else(Instant::now);
-    // Writes submitted, not yet acknowledged: (call, submitted at, ticket).
+    // Writes submitted, not yet acknowledged: (call's index, timed ticket).
     let mut pending = Vec::new();
+    let mut acks = Acks { log: rec.ack_log.as_ref(), checks: Vec::new(), created: Default::default() };
     for (k, call) in calls.iter().enumerate() {
         let start = Instant::now();
         // In open loop the first call is timed from the message's scheduled arrival.
@@ -116,13 +144,12 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
                 Ok(Some(ticket)) => {
                     // Timed to the moment the write is acknowledged, not to when the handler gets to it.
                     let watch = tokio::spawn(async move { (ticket.await, from.elapsed()) });
-                    pending.push((call, watch));
+                    pending.push((k, watch));
                     continue;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let res = Err(e);
-                    rec.outcome(call, &res);
+                    rec.outcome(call, &Err::<(), _>(e));
                     rec.record(call.op(), from.elapsed(), false);
                     continue;
                 }
@@ -141,17 +168,27 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
         }
         rec.outcome(call, &res);
         rec.record(call.op(), from.elapsed(), res.is_ok());
+        if let Ok(id) = res
+            && call.op().is_write()
+        {
+            acks.acked(&calls, k, id);
+        }
     }
     // The message is handled when every one of its writes is acknowledged (committed); a write's latency
     // runs from its submission to its acknowledgement.
-    for (call, watch) in pending {
+    for (k, watch) in pending {
+        let call = &calls[k];
         let (res, took) = match watch.await {
-            Ok((r, took)) => (r.map(drop).map_err(|e| e.to_string()), took),
+            Ok((r, took)) => (r.map(|o| o.into_row().as_ref().and_then(row_id)).map_err(|e| e.to_string()), took),
             Err(e) => (Err(e.to_string()), Duration::ZERO),
         };
         rec.outcome(call, &res);
         rec.record(call.op(), took, res.is_ok());
+        if let Ok(id) = res {
+            acks.acked(&calls, k, id);
+        }
     }
+    acks.write(rec);
     if rec.measuring.load(Ordering::Relaxed) {
         let took = (arrived.elapsed().as_micros() as u64).max(1);
         let _ = rec.message_hist.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(took);
@@ -165,8 +202,14 @@ async fn run_flow(sys: &System, rec: &Recorder, shape: &Shape, n: u64, scheduled
 }
 
 /// Runs the load; returns the recorder and the measured wall time.
-pub(crate) async fn run(sys: System, shape: Shape, load: Load, bar: ProgressBar) -> (Arc<Recorder>, Duration) {
-    let rec = Arc::new(Recorder::new());
+pub(crate) async fn run(
+    sys: System,
+    shape: Shape,
+    load: Load,
+    bar: ProgressBar,
+    ack_log: Option<AckLog>,
+) -> (Arc<Recorder>, Duration) {
+    let rec = Arc::new(Recorder::new(ack_log));
     let counter = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let total = load.warmup + load.duration;

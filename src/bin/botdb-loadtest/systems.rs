@@ -56,33 +56,38 @@ impl System {
     }
 
     /// Runs one call and waits for it (a write: for its commit, through botdb's awaited API); the error is
-    /// reported, never hidden.
-    pub(crate) async fn run(&self, call: &Call) -> Result<(), String> {
+    /// reported, never hidden. Answers the id of a row botdb created.
+    pub(crate) async fn run(&self, call: &Call) -> Result<Option<i64>, String> {
         let fail = |e: Error| e.to_string();
         match self {
             System::Botdb(db) => match botdb_write(call) {
-                Some(Write::Create(model, data)) => db.create(model, &data).await.map(drop).map_err(fail),
+                Some(Write::Create(model, data)) => db.create(model, &data).await.map(|r| row_id(&r)).map_err(fail),
                 Some(Write::Update(model, filter, data)) => {
-                    db.update(model, &filter, &data).await.map(drop).map_err(fail)
+                    db.update(model, &filter, &data).await.map(|_| None).map_err(fail)
                 }
                 Some(Write::Increment(model, filter, field)) => {
-                    db.increment(model, &filter, field, &json!(1)).await.map(drop).map_err(fail)
+                    db.increment(model, &filter, field, &json!(1)).await.map(|_| None).map_err(fail)
                 }
-                None => botdb_call(db, call).await.map_err(fail),
+                None => botdb_call(db, call).await.map(|()| None).map_err(fail),
             },
-            System::Baseline(conn) => baseline_call(conn, call).await.map_err(|e| e.to_string()),
+            System::Baseline(conn) => baseline_call(conn, call).await.map(|()| None).map_err(|e| e.to_string()),
         }
     }
 }
 
+/// The id of a row botdb answered.
+pub(crate) fn row_id(row: &botdb::Row) -> Option<i64> {
+    row.get("id").and_then(Value::as_i64)
+}
+
 /// A write of the workload, as botdb's name-based API takes it.
-enum Write<'c> {
+pub(crate) enum Write<'c> {
     Create(&'static str, std::borrow::Cow<'c, Value>),
     Update(&'static str, Value, Value),
     Increment(&'static str, Value, &'static str),
 }
 
-fn botdb_write(call: &Call) -> Option<Write<'_>> {
+pub(crate) fn botdb_write(call: &Call) -> Option<Write<'_>> {
     use std::borrow::Cow::Borrowed;
     Some(match call {
         Call::InsertMessage(m) => Write::Create("Messages", Borrowed(m)),
