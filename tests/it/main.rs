@@ -9,6 +9,7 @@ mod admin;
 mod batch;
 mod cache;
 mod compat;
+mod corpus;
 mod crud;
 mod differential;
 mod errors;
