@@ -13,6 +13,7 @@ mod corpus;
 mod crud;
 mod differential;
 mod errors;
+mod model_check;
 mod models;
 mod observability;
 mod schema;
