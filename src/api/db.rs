@@ -15,6 +15,7 @@ use crate::core::migrate::{self, MigrationState};
 use crate::core::registry::{self, Priority};
 use crate::optimization::batch::{BatchStats, BatchWriter, Ticket, WriteOp};
 use crate::optimization::cache::{Cache, CacheStats, PartState};
+use crate::optimization::partition::{Reach, Touched};
 use crate::optimization::preload::PreloadReport;
 use crate::optimization::session::SessionState;
 use crate::optimization::store::Store;
@@ -295,6 +296,33 @@ impl Db {
     /// running processes received the flush; `None` without Redis, or when Redis did not take it.
     pub async fn flush_cache(&self) -> Option<u64> {
         self.cache().flush().await
+    }
+
+    /// Makes the cached reads of `models` unreachable here and, with Redis, in every process sharing it, as
+    /// a write to every row would; with `partition` (a value of the models' partition column: `chat_id` of
+    /// `Messages`, `stream_id` of `ChatStreams`, `person_id` of `PersonInfo`, …), only the reads of that
+    /// partition. For an operator who changed rows outside botdb.
+    ///
+    /// # Errors
+    /// [`Error::UnknownModel`]; [`Error::InvalidRequest`] for a partition on a model that has none.
+    pub async fn forget_cached(&self, models: &[String], partition: Option<&str>) -> Result<()> {
+        let mut touched = Vec::with_capacity(models.len());
+        for name in models {
+            let model = registry::model(name)?;
+            let reach = match partition {
+                None => Reach::Everything,
+                Some(_) if model.partition.is_none() => {
+                    return Err(Error::InvalidRequest(format!(
+                        "model `{}` has no partition column: forget all of it (give no partition)",
+                        model.name
+                    )));
+                }
+                Some(p) => Reach::Partitions(vec![serde_json::Value::String(p.to_owned())]),
+            };
+            touched.push(Touched { model, reach });
+        }
+        self.cache().publish(&touched, None).await;
+        Ok(())
     }
 
     /// Warms the cache for `chats` (or the most recently active ones): their recent history and stream.

@@ -145,6 +145,14 @@ fn admin_commands() {
     let out = admin(&url, &["cache", "flush"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("only this process"));
+    let forgot = ok_json(&url, &["cache", "flush", "--model", "Messages,ActionRecords", "--partition", "c1"]);
+    assert_eq!(
+        (forgot["forgot"].clone(), forgot["partition"].clone()),
+        (json!(["Messages", "ActionRecords"]), json!("c1"))
+    );
+    fails_with(&url, &["cache", "flush", "--model", "Nope"], 1, "unknown model");
+    fails_with(&url, &["cache", "flush", "--model", "OnlineTime", "--chat", "c1"], 1, "no partition column");
+    fails_with(&url, &["cache", "flush", "--partition", "c1"], 2, "--model");
     // Read-only commands never create a database: a mistyped path is an error (health: JSON, exit 4).
     let typo = format!("sqlite://{}/typo/nothing.sqlite?mode=rwc", dir.path().display());
     for args in [

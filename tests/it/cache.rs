@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestDb, backend_tests};
 
 backend_tests!(
+    forgetting_a_model_or_a_chat_shows_outside_changes,
     writes_are_seen_by_the_next_read,
     recent_history_window_sees_every_write,
     carried_windows_equal_fresh_loads
@@ -633,4 +634,43 @@ async fn retention_prunes_old_rows_in_the_background() {
         let err = Db::open(bad).await.unwrap_err();
         assert!(matches!(&err, botdb::Error::Config(m) if m.contains(says)), "{err}");
     }
+}
+
+/// A change made outside botdb is invisible while the cached reads live; `forget_cached` (what
+/// `botdb-admin cache flush --model M [--partition P]` calls) drops exactly the reads it names.
+async fn forgetting_a_model_or_a_chat_shows_outside_changes(t: &TestDb) {
+    let db = &t.db;
+    db.create("PersonInfo", &json!({"person_id": "p1", "platform": "qq", "user_id": "1", "nickname": "old"}))
+        .await
+        .unwrap();
+    for (i, chat) in ["c1", "c2"].iter().enumerate() {
+        db.create("Messages", &msg(&format!("m{i}"), chat, 10.0)).await.unwrap();
+    }
+    let person = || async move {
+        let row = db.find_one("PersonInfo", &json!({"person_id": "p1"}), &[]).await.unwrap().unwrap();
+        row["nickname"].clone()
+    };
+    let text = |chat: &'static str| async move {
+        let rows = db.find("Messages", &json!({"chat_id": chat}), &["-time"], Some(8)).await.unwrap();
+        rows[0]["processed_plain_text"].clone()
+    };
+    assert_eq!(person().await, "old");
+    let before = (text("c1").await, text("c2").await);
+    // Behind botdb's back.
+    use botdb::sea_orm::ConnectionTrait;
+    let w = botdb::testing::engine(db).writer();
+    w.execute_unprepared("UPDATE person_info SET nickname = 'outside'").await.unwrap();
+    w.execute_unprepared("UPDATE messages SET processed_plain_text = 'outside'").await.unwrap();
+    assert_eq!(person().await, "old", "cached");
+    // One chat of one model: the other chat and the other model keep their cached reads.
+    db.forget_cached(&["Messages".into()], Some("c1")).await.unwrap();
+    assert_eq!((text("c1").await, text("c2").await), (json!("outside"), before.1.clone()));
+    assert_eq!(person().await, "old");
+    db.forget_cached(&["PersonInfo".into(), "Messages".into()], None).await.unwrap();
+    assert_eq!(person().await, "outside");
+    assert_eq!(text("c2").await, "outside");
+    let e = db.forget_cached(&["OnlineTime".into()], Some("c1")).await.unwrap_err();
+    assert!(matches!(e, botdb::Error::InvalidRequest(_)), "{e}");
+    let e = db.forget_cached(&["Nope".into()], None).await.unwrap_err();
+    assert!(matches!(e, botdb::Error::UnknownModel { .. }), "{e}");
 }

@@ -240,10 +240,21 @@ pub(crate) enum CacheAction {
     /// Cache statistics: those running processes published to Redis (every 5 s), when `cache.redis.url` is
     /// set; without Redis only this admin process's own (empty) cache can be seen.
     Stats,
-    /// Drop every cached entry. With `cache.redis.url` set this reaches every running process through the
-    /// invalidation channel; without Redis it only affects this admin process, which is useless: running
-    /// processes keep their in-process caches until their entries expire.
-    Flush,
+    /// Drop every cached entry, or with --model only those models' (and with --partition only those of one
+    /// value of their partition column: a chat's `chat_id`, a `stream_id`, a `person_id`, …). With
+    /// `cache.redis.url` set this reaches every running process through the invalidation channel; without
+    /// Redis it only affects this admin process, which is useless: running processes keep their in-process
+    /// caches until their entries expire.
+    ///
+    /// Example: botdb-admin cache flush --model Messages,ActionRecords --partition 8f3a…
+    Flush {
+        /// Only these models (comma-separated or repeated).
+        #[arg(long = "model", value_delimiter = ',')]
+        models: Vec<String>,
+        /// Only the entries of this partition value (e.g. a chat id) of the models given with --model.
+        #[arg(long, alias = "chat", requires = "models")]
+        partition: Option<String>,
+    },
 }
 
 /// Migration actions.

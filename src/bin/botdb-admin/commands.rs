@@ -405,7 +405,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     // database (a mistyped SQLite path is an error, not a new empty file).
     let writes = match &args.command {
         Command::Query { query_type, .. } => !matches!(query_type.as_str(), "get" | "count"),
-        Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush } => true,
+        Command::Save { .. } | Command::StoreAction { .. } | Command::Cache { action: CacheAction::Flush { .. } } => {
+            true
+        }
         Command::Migrate { .. } | Command::Analyze | Command::Vacuum | Command::Checkpoint => true,
         Command::Prune { yes, .. } | Command::Restore { yes, .. } => *yes,
         Command::Import { .. } => true,
@@ -576,7 +578,15 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             let processes = db.published_cache_stats().await;
             print(&json!({ "redis": db.redis_state(), "processes": processes, "this_process": db.cache_stats() }))?;
         }
-        Command::Cache { action: CacheAction::Flush } => {
+        Command::Cache { action: CacheAction::Flush { models, partition } } if !models.is_empty() => {
+            db.forget_cached(&models, partition.as_deref()).await?;
+            let redis = db.settings().cache.redis.url.is_some();
+            if !redis {
+                eprintln!("warning: no Redis tier configured: only this process's cache forgot them");
+            }
+            print(&json!({ "forgot": models, "partition": partition, "redis_configured": redis }))?;
+        }
+        Command::Cache { action: CacheAction::Flush { .. } } => {
             let reached = db.flush_cache().await;
             if reached.is_none() {
                 eprintln!("warning: no Redis tier reachable: only this process's cache was flushed");
