@@ -1,5 +1,8 @@
 //! The filter language of `spec/api.md`: a JSON object whose keys are AND-ed; each value is either a
 //! scalar (`=`, or `IS NULL` for `null`) or an object of operators `$gt $gte $lt $lte $ne $in $nin`.
+//! Besides fields, the keys `$or` (an array of filters, at least one holds), `$and` (an array of filters,
+//! all hold) and `$not` (a filter that does not hold) nest, at most 16 levels, with SQL's
+//! three-valued logic on every backend (`{"$not": {"x": 1}}` does not match a row whose `x` is NULL).
 //! A parsed [`Filter`] is canonical (conditions sorted) so equal filters give equal cache keys.
 
 use sea_orm::DbBackend;
@@ -80,12 +83,28 @@ pub struct Predicate {
     pub values: Vec<Cell>,
 }
 
-/// A validated filter: conditions AND-ed, sorted by column and operator.
+/// A nested part of a filter, AND-ed with its conditions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// At least one of these filters holds (`$or`).
+    Any(Vec<Filter>),
+    /// This filter does not hold (`$not`).
+    Not(Box<Filter>),
+}
+
+/// A validated filter: conditions AND-ed, sorted by column and operator, and AND-ed with its nested parts.
+/// The cache's and the batch planner's shortcuts (windows, point entries, grouped updates, a session's
+/// overlay) take only flat filters ([`Filter::is_flat`]); nested ones are answered by the database.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Filter {
     /// The conditions.
     pub conds: Vec<Predicate>,
+    /// `$or` and `$not` parts (an `$and` is merged into its parent).
+    pub nested: Vec<Node>,
 }
+
+/// How deep `$or`/`$and`/`$not` may nest.
+pub(crate) const MAX_DEPTH: usize = 16;
 
 impl StableHash for Filter {
     fn stable_hash(&self, h: &mut StableHasher) {
@@ -94,6 +113,21 @@ impl StableHash for Filter {
             h.u64(c.column as u64).u8(c.op.tag()).u64(c.values.len() as u64);
             for v in &c.values {
                 h.add(v);
+            }
+        }
+        // (Nothing more for a flat filter: its hash stays what it was before nesting existed.)
+        for n in &self.nested {
+            match n {
+                Node::Any(fs) => {
+                    h.u8(0xA0).u64(fs.len() as u64);
+                    for f in fs {
+                        f.stable_hash(h);
+                    }
+                }
+                Node::Not(f) => {
+                    h.u8(0xA1);
+                    f.stable_hash(h);
+                }
             }
         }
     }
@@ -106,7 +140,28 @@ pub(crate) const MAX_FILTER_VALUES: usize = 30_000;
 impl Filter {
     /// The highest column index a condition names (none for the empty filter).
     pub fn max_column(&self) -> Option<usize> {
-        self.conds.iter().map(|c| c.column).max()
+        let nested = self.nested.iter().flat_map(|n| match n {
+            Node::Any(fs) => fs.iter().filter_map(Filter::max_column).max(),
+            Node::Not(f) => f.max_column(),
+        });
+        self.conds.iter().map(|c| c.column).chain(nested).max()
+    }
+
+    /// Only AND-ed conditions (no `$or`, no `$not`).
+    pub fn is_flat(&self) -> bool {
+        self.nested.is_empty()
+    }
+
+    fn value_count(&self) -> usize {
+        let nested: usize = self
+            .nested
+            .iter()
+            .map(|n| match n {
+                Node::Any(fs) => fs.iter().map(Filter::value_count).sum(),
+                Node::Not(f) => f.value_count(),
+            })
+            .sum();
+        self.conds.iter().map(|c| c.values.len()).sum::<usize>() + nested
     }
 
     /// The empty filter (every row).
@@ -120,6 +175,18 @@ impl Filter {
     /// Unknown field or operator, a value that does not fit the column, a non-array `$in`, `null` inside
     /// `$in`/`$nin`, a comparison with `null`, an empty operator object, a filter that is not an object.
     pub fn parse(model: &'static ModelDef, filter: &Value) -> Result<Filter> {
+        let parsed = Filter::parse_at(model, filter, 0)?;
+        let values = parsed.value_count();
+        if values > MAX_FILTER_VALUES {
+            return Err(Error::InvalidRequest(format!(
+                "the filter holds {values} values; at most {MAX_FILTER_VALUES} fit one statement on every backend \
+                 (SQLite binds at most 32,766 parameters): split the `$in`/`$nin` list"
+            )));
+        }
+        Ok(parsed)
+    }
+
+    fn parse_at(model: &'static ModelDef, filter: &Value, depth: usize) -> Result<Filter> {
         let obj = match filter {
             Value::Null => return Ok(Filter::all()),
             Value::Object(o) => o,
@@ -130,8 +197,48 @@ impl Filter {
                 )));
             }
         };
-        let mut conds = Vec::with_capacity(obj.len());
+        let (mut conds, mut nested) = (Vec::with_capacity(obj.len()), Vec::new());
         for (field, v) in obj {
+            if let Some(kind) = field.strip_prefix('$').filter(|k| matches!(*k, "or" | "and" | "not")) {
+                if depth >= MAX_DEPTH {
+                    return Err(Error::InvalidRequest(format!(
+                        "`$or`/`$and`/`$not` nest at most {MAX_DEPTH} levels deep on `{}`",
+                        model.name
+                    )));
+                }
+                let sub = |v: &Value| -> Result<Filter> {
+                    match v {
+                        Value::Object(o) if !o.is_empty() => Filter::parse_at(model, v, depth + 1),
+                        other => Err(Error::InvalidRequest(format!(
+                            "`${kind}` on `{}` takes non-empty filter objects, got {}",
+                            model.name,
+                            if other.is_object() { "an empty object" } else { json_kind(other) }
+                        ))),
+                    }
+                };
+                match (kind, v) {
+                    ("not", v) => nested.push(Node::Not(Box::new(sub(v)?))),
+                    (_, Value::Array(items)) if !items.is_empty() => {
+                        let subs = items.iter().map(sub).collect::<Result<Vec<_>>>()?;
+                        if kind == "or" {
+                            nested.push(Node::Any(subs));
+                        } else {
+                            for f in subs {
+                                conds.extend(f.conds);
+                                nested.extend(f.nested);
+                            }
+                        }
+                    }
+                    (_, other) => {
+                        return Err(Error::InvalidRequest(format!(
+                            "`${kind}` on `{}` takes a non-empty array of filter objects, got {}",
+                            model.name,
+                            if other.is_array() { "an empty array" } else { json_kind(other) }
+                        )));
+                    }
+                }
+                continue;
+            }
             let column = model.column_index(field)?;
             let col = model.col(column);
             match v {
@@ -157,15 +264,8 @@ impl Filter {
                 }
             }
         }
-        let values: usize = conds.iter().map(|c| c.values.len()).sum();
-        if values > MAX_FILTER_VALUES {
-            return Err(Error::InvalidRequest(format!(
-                "the filter holds {values} values; at most {MAX_FILTER_VALUES} fit one statement on every backend \
-                 (SQLite binds at most 32,766 parameters): split the `$in`/`$nin` list"
-            )));
-        }
         conds.sort_by_key(|c| (c.column, c.op));
-        Ok(Filter { conds })
+        Ok(Filter { conds, nested })
     }
 
     /// Adds `column = value` (used for keys and ids).
@@ -200,13 +300,20 @@ impl Filter {
                 Op::Lte => e.lte(v(0)),
                 // An empty `$in` matches nothing, an empty `$nin` everything.
                 Op::In if c.values.is_empty() => Expr::val(1).eq(0),
-                Op::Nin if c.values.is_empty() => continue,
+                // (Rendered, not skipped: inside `$or` or `$not` an omitted condition would change the answer.)
+                Op::Nin if c.values.is_empty() => Expr::val(1).eq(1),
                 Op::In => e.is_in(c.values.iter().map(|x| x.to_sql(col.kind, backend))),
                 Op::Nin => e.is_not_in(c.values.iter().map(|x| x.to_sql(col.kind, backend))),
                 Op::IsNull => e.is_null(),
                 Op::IsNotNull => e.is_not_null(),
             };
             all = all.add(expr);
+        }
+        for n in &self.nested {
+            all = all.add(match n {
+                Node::Any(fs) => fs.iter().fold(Cond::any(), |any, f| any.add(f.to_condition(model, backend))),
+                Node::Not(f) => f.to_condition(model, backend).not(),
+            });
         }
         all
     }
@@ -284,6 +391,35 @@ mod tests {
         assert_eq!(a.conds.len(), 3);
         let f = Filter::parse(m, &json!({"reply_to": null, "user_id": {"$ne": null}})).unwrap();
         assert_eq!(f.conds.iter().map(|c| c.op).collect::<Vec<_>>(), vec![Op::IsNull, Op::IsNotNull]);
+    }
+
+    #[test]
+    fn nests_or_and_not() {
+        let m = model("Messages").unwrap();
+        let f = Filter::parse(
+            m,
+            &json!({"chat_id": "c", "$or": [{"time": {"$lt": 1}}, {"$not": {"user_id": "u"}}], "$and": [{"time": 2}]}),
+        )
+        .unwrap();
+        assert!(!f.is_flat());
+        // `$and` merges into the conditions; `$or` and `$not` stay nested.
+        assert_eq!(f.conds.len(), 2);
+        assert!(
+            matches!(&f.nested[..], [Node::Any(fs)] if fs.len() == 2 && matches!(&fs[1].nested[..], [Node::Not(_)]))
+        );
+        assert!(Filter::parse(m, &json!({"chat_id": "c"})).unwrap().is_flat());
+        // The SQL holds every part (column names from the registry).
+        let sql = sea_orm::sea_query::Query::select()
+            .column(Alias::new("id"))
+            .from(Alias::new("messages"))
+            .cond_where(f.to_condition(m, DbBackend::Sqlite))
+            .to_string(sea_orm::sea_query::SqliteQueryBuilder);
+        assert!(sql.contains(" OR ") && sql.contains("NOT") && sql.contains("\"user_id\" = 'u'"), "{sql}");
+        let deep = (0..=MAX_DEPTH).fold(json!({"time": 1}), |inner, _| json!({ "$not": inner }));
+        assert!(Filter::parse(m, &deep).unwrap_err().to_string().contains("at most 16 levels"));
+        for bad in [json!({"$or": []}), json!({"$or": [{}]}), json!({"$not": {}}), json!({"$and": {"time": 1}})] {
+            assert!(matches!(Filter::parse(m, &bad), Err(Error::InvalidRequest(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -206,6 +206,10 @@ impl Edit<'_> {
     /// Replayable on the read itself: membership and order decided by columns it leaves alone; inserted rows
     /// evaluable against the filter.
     fn fits_read(&self, sel: &Select) -> bool {
+        // A nested filter's membership is the database's to decide: the read waits for the writes.
+        if !sel.filter.is_flat() {
+            return false;
+        }
         let watched: Vec<usize> =
             sel.filter.conds.iter().map(|c| c.column).chain(sel.order.iter().map(|(c, _)| *c)).collect();
         if self.changed().iter().any(|c| watched.contains(c)) {
@@ -225,7 +229,7 @@ impl Edit<'_> {
 /// The one equality of a filter of one condition.
 fn single_eq(filter: &Filter) -> Option<(usize, Value)> {
     match filter.conds.as_slice() {
-        [c] if c.op == Op::Eq => Some((c.column, c.values[0].to_json())),
+        [c] if c.op == Op::Eq && filter.is_flat() => Some((c.column, c.values[0].to_json())),
         _ => None,
     }
 }
@@ -363,6 +367,9 @@ fn sort(rows: &mut [Arc<Row>], order: &[((usize, &str), bool)]) -> bool {
 /// Whether `row` meets `filter` as the database would decide, or `None` when botdb cannot be sure (text
 /// compared beyond exact equality: collations differ by backend; ranges over anything but numbers).
 fn matches(filter: &Filter, model: &ModelDef, row: &Row) -> Option<bool> {
+    if !filter.is_flat() {
+        return None;
+    }
     for c in &filter.conds {
         let v = row.get(model.col(c.column).name).unwrap_or(&Value::Null);
         if !predicate(c, model.col(c.column).kind, v)? {

@@ -1,6 +1,6 @@
 //! A model check: random operations through botdb (cache on, a session's pipelined writes and awaited ones)
 //! against an in-memory model of the two hot shapes, a row by unique key (`PersonInfo`) and a chat's recent
-//! history (`Messages`). The model applies each write when it is submitted; every read must answer exactly
+//! history (`Messages`), and a nested (`$or`/`$not`) filter. The model applies each write when it is submitted; every read must answer exactly
 //! what the model holds then (the caller's own pending writes included), and every acknowledgement must
 //! report what the model says the write matched. Seeded (`BOTDB_MODEL_SEED` replays one seed).
 
@@ -108,6 +108,21 @@ async fn random_operations_match_the_model(t: &TestDb) {
                     } else {
                         assert_eq!(s.delete("PersonInfo", &f).await.unwrap(), matched, "{what}");
                     }
+                }
+                5 if rng.bool() => {
+                    // A nested filter: answered by the database after the session's own pending writes.
+                    let nick = format!("n{}", rng.u8(..4));
+                    let f = json!({"$or": [{"person_id": person}, {"$not": {"nickname": {"$ne": nick}}}]});
+                    let rows = s.find("PersonInfo", &f, &["person_id"], None).await.unwrap();
+                    let got: Vec<String> =
+                        rows.iter().map(|r| r["person_id"].as_str().unwrap_or("").to_owned()).collect();
+                    let want: Vec<String> = m
+                        .people
+                        .iter()
+                        .filter(|(id, p)| **id == person || p.0 == nick)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    assert_eq!(got, want, "{what}: people {person} or named {nick}");
                 }
                 5 => {
                     let got = s.find_one("PersonInfo", &json!({"person_id": person}), &[]).await.unwrap();

@@ -170,6 +170,7 @@ pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &
     let keys: Vec<Cell> = idx.iter().filter_map(|&i| super::plan::save_key(&ops[i]).cloned()).collect();
     let filter = Filter {
         conds: vec![crate::core::filter::Predicate { column: kcol, op: crate::core::filter::Op::In, values: keys }],
+        nested: Vec::new(),
     };
     let sel = Select { model, filter, order: vec![(0, false)], limit: None };
     let mut first: HashMap<String, Row> = HashMap::new();

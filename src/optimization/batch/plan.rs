@@ -77,7 +77,7 @@ enum Group {
 /// The one equality condition of a filter that is exactly `key = value`, if it is.
 pub(crate) fn single_key(filter: &Filter) -> Option<(usize, &Cell)> {
     let [c] = filter.conds.as_slice() else { return None };
-    (c.op == Op::Eq).then(|| (c.column, &c.values[0]))
+    (c.op == Op::Eq && filter.is_flat()).then(|| (c.column, &c.values[0]))
 }
 
 /// The shape of an update that can share a statement with others: one equality filter on a key column, a

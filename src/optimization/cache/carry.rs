@@ -94,13 +94,14 @@ impl WindowEdits {
         let m = model_index(changes.model);
         let p = changes.model.partition;
         let replayable = match filter.conds.as_slice() {
-            [c] if c.op == crate::core::filter::Op::Eq => {
+            [c] if c.op == crate::core::filter::Op::Eq && filter.is_flat() => {
                 (!changes.sets.iter().any(|(i, _)| Some(*i) == p)).then(|| (c.column, c.values[0].clone()))
             }
             _ => None,
         };
         if let [c] = filter.conds.as_slice()
             && c.op == crate::core::filter::Op::Eq
+            && filter.is_flat()
             && !changes.sets.iter().any(|(i, _)| *i == c.column)
         {
             let value = c.values[0].to_json();

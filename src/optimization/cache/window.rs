@@ -43,6 +43,9 @@ impl WindowRead {
         if column == p {
             return None;
         }
+        if !sel.filter.is_flat() {
+            return None;
+        }
         let part = sel.filter.eq_value(p)?.clone();
         let mut bounds = vec![];
         for c in &sel.filter.conds {
