@@ -1,12 +1,14 @@
 //! The filter language of `spec/api.md`: a JSON object whose keys are AND-ed; each value is either a
-//! scalar (`=`, or `IS NULL` for `null`) or an object of operators `$gt $gte $lt $lte $ne $in $nin`.
-//! Besides fields, the keys `$or` (an array of filters, at least one holds), `$and` (an array of filters,
-//! all hold) and `$not` (a filter that does not hold) nest, at most 16 levels, with SQL's
-//! three-valued logic on every backend (`{"$not": {"x": 1}}` does not match a row whose `x` is NULL).
+//! scalar (`=`, or `IS NULL` for `null`) or an object of operators `$gt $gte $lt $lte $ne $in $nin`, and on
+//! text columns `$like` (`%` any run, `_` one character, `\` escapes; case-sensitive on every backend) and
+//! `$contains` (a substring, taken literally). Besides fields, the keys `$or` (an array of filters, at least
+//! one holds), `$and` (an array of filters, all hold) and `$not` (a filter that does not hold) nest, at most
+//! 16 levels, with SQL's three-valued logic on every backend (`{"$not": {"x": 1}}` does not match a row whose
+//! `x` is NULL).
 //! A parsed [`Filter`] is canonical (conditions sorted) so equal filters give equal cache keys.
 
 use sea_orm::DbBackend;
-use sea_orm::sea_query::{Alias, Cond, Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Cond, Condition, Expr, ExprTrait, LikeExpr};
 use serde_json::Value;
 
 use crate::core::registry::ModelDef;
@@ -37,6 +39,9 @@ pub enum Op {
     IsNull,
     /// `IS NOT NULL` (`$ne: null`)
     IsNotNull,
+    /// A case-sensitive pattern: `%` any run of characters, `_` one character, `\` escapes the next
+    /// (`$like`; `$contains` is a `$like` of `%text%` with `text` escaped). Text columns only.
+    Like,
 }
 
 impl Op {
@@ -49,6 +54,7 @@ impl Op {
             "$ne" => Op::Ne,
             "$in" => Op::In,
             "$nin" => Op::Nin,
+            "$like" | "$contains" => Op::Like,
             _ => return None,
         })
     }
@@ -68,6 +74,7 @@ impl Op {
             Op::Nin => 7,
             Op::IsNull => 8,
             Op::IsNotNull => 9,
+            Op::Like => 10,
         }
     }
 }
@@ -306,6 +313,17 @@ impl Filter {
                 Op::Nin => e.is_not_in(c.values.iter().map(|x| x.to_sql(col.kind, backend))),
                 Op::IsNull => e.is_null(),
                 Op::IsNotNull => e.is_not_null(),
+                Op::Like => {
+                    let Cell::Text(pattern) = &c.values[0] else { continue };
+                    match backend {
+                        // SQLite's LIKE ignores ASCII case: GLOB with the pattern translated is exact.
+                        DbBackend::Sqlite => {
+                            Expr::cust_with_values(format!("\"{}\" GLOB ?", col.name), [glob_of(pattern)])
+                        }
+                        // PostgreSQL's LIKE is exact; MySQL's under the tables' utf8mb4_bin collation.
+                        _ => e.like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    }
+                }
             };
             all = all.add(expr);
         }
@@ -319,6 +337,78 @@ impl Filter {
     }
 }
 
+/// A `$like` pattern as SQLite's GLOB spells it: `%` → `*`, `_` → `?`, escaped and GLOB-special characters
+/// as one-character classes.
+fn glob_of(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '\\' => match chars.next() {
+                Some(lit) => push_literal(&mut out, lit),
+                None => push_literal(&mut out, '\\'),
+            },
+            lit => push_literal(&mut out, lit),
+        }
+    }
+    out
+}
+
+fn push_literal(out: &mut String, c: char) {
+    match c {
+        '*' | '?' | '[' => {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        }
+        c => out.push(c),
+    }
+}
+
+/// `text` as a `$like` pattern matching itself.
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A `$like`/`$contains` condition: a string operand on a text column; a pattern may not end with its escape.
+fn like_operand(model: &ModelDef, column: usize, field: &str, op_name: &str, operand: &Value) -> Result<Predicate> {
+    let col = model.col(column);
+    if col.kind != crate::core::registry::Kind::Text {
+        return Err(Error::InvalidRequest(format!(
+            "`{op_name}` applies to text columns; `{}.{field}` holds {}",
+            model.name,
+            col.kind.expected()
+        )));
+    }
+    let Value::String(s) = operand else {
+        return Err(Error::InvalidValue {
+            model: model.name.into(),
+            field: field.into(),
+            expected: format!("a string pattern for `{op_name}`"),
+            got: json_kind(operand).into(),
+        });
+    };
+    let pattern = if op_name == "$contains" { format!("%{}%", like_escaped(s)) } else { s.clone() };
+    let dangling = pattern.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1;
+    if dangling {
+        return Err(Error::InvalidRequest(format!(
+            "the `$like` pattern on `{}.{field}` ends with its escape character `\\`; write `\\\\` for a backslash",
+            model.name
+        )));
+    }
+    Cell::from_json(model, col, &Value::String(pattern.clone()))?;
+    Ok(Predicate { column, op: Op::Like, values: vec![Cell::Text(pattern)] })
+}
+
 fn parse_operand(
     model: &'static ModelDef,
     column: usize,
@@ -328,6 +418,9 @@ fn parse_operand(
     operand: &Value,
 ) -> Result<Predicate> {
     let col = model.col(column);
+    if op == Op::Like {
+        return like_operand(model, column, field, op_name, operand);
+    }
     match (op, operand) {
         (Op::Ne, Value::Null) => Ok(Predicate { column, op: Op::IsNotNull, values: vec![] }),
         (Op::In | Op::Nin, Value::Array(items)) => {
@@ -420,6 +513,19 @@ mod tests {
         for bad in [json!({"$or": []}), json!({"$or": [{}]}), json!({"$not": {}}), json!({"$and": {"time": 1}})] {
             assert!(matches!(Filter::parse(m, &bad), Err(Error::InvalidRequest(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert_eq!(glob_of("a%b_c\\%d*e?[f\\\\"), "a*b?c%d[*]e[?][[]f\\");
+        let m = model("Messages").unwrap();
+        let f = Filter::parse(m, &json!({"user_id": {"$contains": "50%_off\\"}})).unwrap();
+        assert_eq!(f.conds[0].values, vec![Cell::Text("%50\\%\\_off\\\\%".into())]);
+        let e = Filter::parse(m, &json!({"user_id": {"$like": "x\\"}})).unwrap_err().to_string();
+        assert!(e.contains("ends with its escape"), "{e}");
+        assert!(Filter::parse(m, &json!({"user_id": {"$like": "x\\\\"}})).is_ok());
+        let e = Filter::parse(m, &json!({"time": {"$like": "1%"}})).unwrap_err().to_string();
+        assert!(e.contains("text columns"), "{e}");
     }
 
     #[test]

@@ -384,6 +384,8 @@ fn predicate(c: &Predicate, kind: Kind, v: &Value) -> Option<bool> {
     Some(match c.op {
         Op::IsNull => v.is_null(),
         Op::IsNotNull => !v.is_null(),
+        // Patterns are the database's to decide.
+        Op::Like => return None,
         _ if v.is_null() => false,
         Op::Eq => eq(&c.values[0])?,
         Op::Ne => !eq(&c.values[0])?,

@@ -29,9 +29,9 @@ pub enum Error {
         /// The model's columns, comma-separated.
         known: String,
     },
-    /// A filter uses an operator outside `$gt $gte $lt $lte $ne $in $nin`.
+    /// A filter uses an operator outside `$gt $gte $lt $lte $ne $in $nin $like $contains`.
     #[error(
-        "unknown operator `{}` on `{model}.{}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin",
+        "unknown operator `{}` on `{model}.{}`; use one of $gt, $gte, $lt, $lte, $ne, $in, $nin, $like, $contains",
         shown(op),
         shown(field)
     )]

@@ -120,7 +120,7 @@ fn corpus() -> Vec<Case> {
         ));
     }
     // Unknown operators, injection in operators.
-    for op in ["$like", "$regex", "$where", "$GT", "$in; DROP TABLE x", "", "$", "gt", "$exists", "$eq\n"] {
+    for op in ["$LIKE", "$regex", "$where", "$GT", "$in; DROP TABLE x", "", "$", "gt", "$exists", "$eq\n"] {
         for o in [Find, Delete] {
             cases.push(case(
                 format!("operator {op:?}"),
@@ -306,13 +306,21 @@ fn corpus() -> Vec<Case> {
         ("$not of an array", json!({"$not": [{"user_id": "u1"}]}), "InvalidRequest"),
         ("$not of nothing", json!({"$not": {}}), "InvalidRequest"),
         ("$or with an unknown field", json!({"$or": [{"user_id": "u1"}, {"user_idd": "u2"}]}), "UnknownField"),
-        ("$not with an unknown operator", json!({"$not": {"user_id": {"$like": "u%"}}}), "UnknownOperator"),
+        ("$not with an unknown operator", json!({"$not": {"user_id": {"$regex": "u.*"}}}), "UnknownOperator"),
         ("$and with a bad value", json!({"$and": [{"prompt_tokens": "1"}]}), "InvalidValue"),
         (
             "$or with $in of 30,001",
             json!({"$or": [{"user_id": {"$in": (0..30_001).collect::<Vec<_>>().iter().map(|i| format!("u{i}")).collect::<Vec<_>>()}}]}),
             "InvalidRequest",
         ),
+        ("$like on a number column", json!({"cost": {"$like": "1%"}}), "InvalidRequest"),
+        ("$contains on an integer column", json!({"prompt_tokens": {"$contains": "1"}}), "InvalidRequest"),
+        ("$like of a number", json!({"user_id": {"$like": 1}}), "InvalidValue"),
+        ("$like of an array", json!({"user_id": {"$like": ["u%"]}}), "InvalidValue"),
+        ("$like ending in its escape", json!({"user_id": {"$like": "u\\"}}), "InvalidRequest"),
+        ("$contains with NUL", json!({"user_id": {"$contains": "a\0b"}}), "InvalidValue"),
+        ("accept $like", json!({"user_id": {"$like": "%'; DROP TABLE llm_usage; --%"}}), "Ok"),
+        ("accept $contains of wildcards", json!({"user_id": {"$contains": "%_\\"}}), "Ok"),
         ("accept $or", json!({"$or": [{"user_id": "u1"}, {"cost": {"$gt": 1.0}}]}), "Ok"),
         ("accept $not", json!({"$not": {"user_id": "u1"}}), "Ok"),
         ("accept $and in $or", json!({"$or": [{"$and": [{"user_id": "u1"}, {"cost": 0.5}]}, {"user_id": null}]}), "Ok"),

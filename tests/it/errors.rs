@@ -29,7 +29,7 @@ async fn validation_errors_touch_nothing(t: &TestDb) {
     let e = db.update("LLMUsage", &json!({"user_idd": "u1"}), &json!({"cost": 9.0})).await.unwrap_err();
     assert!(matches!(&e, Error::UnknownField { field, .. } if field == "user_idd"), "{e}");
     assert!(e.to_string().contains("user_id"), "the message lists the known fields: {e}");
-    let e = db.delete("LLMUsage", &json!({"user_id": {"$like": "u%"}})).await.unwrap_err();
+    let e = db.delete("LLMUsage", &json!({"user_id": {"$regex": "u.*"}})).await.unwrap_err();
     assert!(matches!(e, Error::UnknownOperator { .. }), "{e}");
     let e = db.update("LLMUsage", &json!({"user_id": "u1"}), &json!({"costt": 1.0})).await.unwrap_err();
     assert!(matches!(e, Error::UnknownField { .. }), "{e}");
