@@ -217,6 +217,56 @@ impl Db {
         self.store().count(m, &Filter::parse(m, filters)?, self.session_state()).await
     }
 
+    /// An aggregate of `field` over the rows matching `filters`: `count` (non-NULL values), `sum`, `avg`
+    /// (numbers), `min`, `max` (numbers and datetimes; text is refused, its order differs by collation),
+    /// `sum_length` (characters of a text column; 0 over no rows). `sum`, `min`, `max`, `avg` answer `null`
+    /// over no rows. Not cached; a session's read waits for its own pending writes to the model.
+    ///
+    /// # Errors
+    /// As [`Db::query`]; [`Error::InvalidRequest`] for an unknown aggregate or one the column's type does not
+    /// take.
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "aggregate"))]
+    pub async fn aggregate(&self, model: &str, aggregate: &str, field: &str, filters: &Value) -> Result<Value> {
+        use crate::core::exec::Aggregate;
+        use crate::core::registry::Kind;
+        let m = registry::model(model)?;
+        let column = m.column_index(field)?;
+        let agg = Aggregate::parse(aggregate).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "unknown aggregate `{}`; use one of count, sum, min, max, avg, sum_length",
+                crate::utils::error::shown(aggregate)
+            ))
+        })?;
+        let kind = m.col(column).kind;
+        let fits = match agg {
+            Aggregate::Count => true,
+            Aggregate::Sum | Aggregate::Avg => matches!(kind, Kind::Id | Kind::Int | Kind::Float),
+            Aggregate::Min | Aggregate::Max => matches!(kind, Kind::Id | Kind::Int | Kind::Float | Kind::DateTime),
+            Aggregate::SumLength => kind == Kind::Text,
+        };
+        if !fits {
+            return Err(Error::InvalidRequest(format!(
+                "`{aggregate}` does not apply to `{}.{field}`, which holds {}",
+                m.name,
+                kind.expected()
+            )));
+        }
+        self.store().aggregate(m, &Filter::parse(m, filters)?, agg, column, self.session_state()).await
+    }
+
+    /// The distinct values of `field` among the rows matching `filters` (`SELECT DISTINCT`), NULL first, then
+    /// numbers, then text by bytes: the same order on every backend. Not cached; a session's read waits for
+    /// its own pending writes to the model.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "distinct"))]
+    pub async fn distinct(&self, model: &str, field: &str, filters: &Value) -> Result<Vec<Value>> {
+        let m = registry::model(model)?;
+        let column = m.column_index(field)?;
+        self.store().distinct(m, &Filter::parse(m, filters)?, column, self.session_state()).await
+    }
+
     /// The upsert of `db_save`: with a key, the first row (by id) whose `key_field = key_value` gets every key
     /// of `data` and is returned; otherwise (or without a key) a row is created from `data` alone. One
     /// transaction; where the key is unique, a concurrent insert of the same key turns into an update.

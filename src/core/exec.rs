@@ -629,3 +629,129 @@ async fn keyed_returning<C: ConnectionTrait>(
     }
     Ok(done)
 }
+
+/// An aggregate of one column over the rows a filter matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// Rows whose column is not NULL (an integer).
+    Count,
+    /// The sum (an integer for integer columns, a float for float columns; `null` over no rows).
+    Sum,
+    /// The smallest value (`null` over no rows).
+    Min,
+    /// The largest value (`null` over no rows).
+    Max,
+    /// The mean, a float (`null` over no rows).
+    Avg,
+    /// The total length in characters of a text column (0 over no rows).
+    SumLength,
+}
+
+impl Aggregate {
+    /// Parses `count`, `sum`, `min`, `max`, `avg`, `sum_length`.
+    pub fn parse(name: &str) -> Option<Aggregate> {
+        Some(match name {
+            "count" => Aggregate::Count,
+            "sum" => Aggregate::Sum,
+            "min" => Aggregate::Min,
+            "max" => Aggregate::Max,
+            "avg" => Aggregate::Avg,
+            "sum_length" => Aggregate::SumLength,
+            _ => return None,
+        })
+    }
+}
+
+/// A column's name quoted for `backend` (names come from the registry only).
+fn quoted(name: &str, backend: DbBackend) -> String {
+    match backend {
+        DbBackend::MySql => format!("`{name}`"),
+        _ => format!("\"{name}\""),
+    }
+}
+
+/// Runs an aggregate the caller has checked fits the column (see `Db::aggregate`); the SQL casts so every
+/// backend answers the same type.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn aggregate<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    agg: Aggregate,
+    column: usize,
+) -> Result<Value> {
+    use crate::core::registry::Kind;
+    let backend = conn.get_database_backend();
+    let col = model.col(column);
+    let c = quoted(col.name, backend);
+    let mysql = backend == DbBackend::MySql;
+    let integer = matches!(col.kind, Kind::Id | Kind::Int);
+    let sql = match agg {
+        Aggregate::Count => format!("COUNT({c})"),
+        Aggregate::Sum if integer && mysql => format!("CAST(SUM({c}) AS SIGNED)"),
+        Aggregate::Sum => format!("SUM({c})"),
+        Aggregate::Min => format!("MIN({c})"),
+        Aggregate::Max => format!("MAX({c})"),
+        Aggregate::Avg => match backend {
+            DbBackend::Postgres => format!("CAST(AVG({c}) AS DOUBLE PRECISION)"),
+            DbBackend::MySql => format!("CAST(AVG({c}) AS DOUBLE)"),
+            _ => format!("AVG({c})"),
+        },
+        Aggregate::SumLength if mysql => format!("CAST(COALESCE(SUM(CHAR_LENGTH({c})), 0) AS SIGNED)"),
+        Aggregate::SumLength => format!("COALESCE(SUM(LENGTH({c})), 0)"),
+    };
+    let mut q = Query::select();
+    q.expr(Expr::cust(sql)).from(Alias::new(model.table)).cond_where(filter.to_condition(model, backend));
+    let err = |e| Error::from_db("aggregate", model.name, e);
+    let Some(row) = conn.query_one_raw(backend.build(&q)).await.map_err(err)? else { return Ok(Value::Null) };
+    Ok(match agg {
+        Aggregate::Count | Aggregate::SumLength => row.try_get_by_index::<i64>(0).map_err(err)?.into(),
+        Aggregate::Sum if integer => row.try_get_by_index::<Option<i64>>(0).map_err(err)?.into(),
+        Aggregate::Sum | Aggregate::Avg => row.try_get_by_index::<Option<f64>>(0).map_err(err)?.into(),
+        Aggregate::Min | Aggregate::Max => crate::core::value::decode(&row, 0, col, backend)?,
+    })
+}
+
+/// The distinct values of one column over the rows a filter matches, NULL included, in a total order the
+/// same on every backend (NULL, then numbers, then text by bytes), not the database's collation.
+///
+/// # Errors
+/// [`Error::Database`].
+pub async fn distinct<C: ConnectionTrait>(
+    conn: &C,
+    model: &'static ModelDef,
+    filter: &Filter,
+    column: usize,
+) -> Result<Vec<Value>> {
+    let backend = conn.get_database_backend();
+    let col = model.col(column);
+    let mut q = Query::select();
+    q.distinct()
+        .column(Alias::new(col.name))
+        .from(Alias::new(model.table))
+        .cond_where(filter.to_condition(model, backend));
+    let rows = conn.query_all_raw(backend.build(&q)).await.map_err(|e| Error::from_db("distinct", model.name, e))?;
+    let mut out = rows.iter().map(|r| crate::core::value::decode(r, 0, col, backend)).collect::<Result<Vec<_>>>()?;
+    out.sort_by(total_order);
+    Ok(out)
+}
+
+/// NULL, booleans, numbers, then strings by bytes.
+fn total_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let rank = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        _ => 3,
+    };
+    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().unwrap_or(f64::NAN).total_cmp(&y.as_f64().unwrap_or(f64::NAN))
+        }
+        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        _ => std::cmp::Ordering::Equal,
+    })
+}

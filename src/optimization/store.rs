@@ -160,6 +160,42 @@ impl Store {
         exec::count(self.engine().reader(), model, filter).await
     }
 
+    /// An aggregate of `column` (not cached); with a `session`, after that session's own pending writes to the
+    /// model.
+    ///
+    /// # Errors
+    /// The database's errors.
+    pub(crate) async fn aggregate(
+        &self,
+        model: &'static ModelDef,
+        filter: &Filter,
+        agg: exec::Aggregate,
+        column: usize,
+        session: Option<&SessionState>,
+    ) -> Result<serde_json::Value> {
+        if let Some(s) = session {
+            s.settle(model).await;
+        }
+        exec::aggregate(self.engine().reader(), model, filter, agg, column).await
+    }
+
+    /// The distinct values of `column` (not cached); with a `session`, after its own pending writes.
+    ///
+    /// # Errors
+    /// The database's errors.
+    pub(crate) async fn distinct(
+        &self,
+        model: &'static ModelDef,
+        filter: &Filter,
+        column: usize,
+        session: Option<&SessionState>,
+    ) -> Result<Vec<serde_json::Value>> {
+        if let Some(s) = session {
+            s.settle(model).await;
+        }
+        exec::distinct(self.engine().reader(), model, filter, column).await
+    }
+
     /// **The write entry point.** Queues a validated write with `priority` (`None`: its model's default) and
     /// returns its ticket, which resolves after COMMIT. With `direct` (or batching off) the write runs now in
     /// its own transaction and the ticket comes back answered.

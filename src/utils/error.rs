@@ -119,7 +119,7 @@ pub enum Error {
 
 /// A caller-given name as an error message shows it: on one line (control characters escaped, so a
 /// newline cannot forge a second line of output) and at most [`SHOWN_CHARS`] characters.
-fn shown(name: &str) -> String {
+pub(crate) fn shown(name: &str) -> String {
     let mut out: String = name.chars().flat_map(char::escape_debug).take(SHOWN_CHARS).collect();
     if name.chars().flat_map(char::escape_debug).nth(SHOWN_CHARS).is_some() {
         out.push('…');

@@ -151,6 +151,12 @@ fn admin_commands() {
         (json!(["Messages", "ActionRecords"]), json!("c1"))
     );
     fails_with(&url, &["cache", "flush", "--model", "Nope"], 1, "unknown model");
+    assert_eq!(
+        ok_json(&url, &["aggregate", "Messages", "count", "id", "--filter", r#"{"chat_id": {"$like": "%"}}"#]),
+        json!(0)
+    );
+    assert_eq!(ok_json(&url, &["distinct", "Messages", "chat_id"]), json!([]));
+    fails_with(&url, &["aggregate", "Messages", "sum", "chat_id"], 1, "does not apply");
     fails_with(&url, &["cache", "flush", "--model", "OnlineTime", "--chat", "c1"], 1, "no partition column");
     fails_with(&url, &["cache", "flush", "--partition", "c1"], 2, "--model");
     // Read-only commands never create a database: a mistyped path is an error (health: JSON, exit 4).

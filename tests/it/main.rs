@@ -6,6 +6,7 @@ mod helpers;
 mod loadtest;
 
 mod admin;
+mod aggregates;
 mod batch;
 mod cache;
 mod compat;

@@ -69,6 +69,32 @@ pub(crate) enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// One aggregate of a column over the rows a filter matches: count, sum, min, max, avg, sum_length.
+    ///
+    /// Example: botdb-admin aggregate LLMUsage sum cost --filter '{"model_name": "deepseek-v3"}'
+    Aggregate {
+        /// Model name.
+        model: String,
+        /// count, sum, min, max, avg or sum_length.
+        function: String,
+        /// The column.
+        field: String,
+        /// Filter as JSON (default: every row).
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// The distinct values of a column (NULL first, then numbers, then text by bytes).
+    ///
+    /// Example: botdb-admin distinct Messages chat_id --filter '{"time": {"$gt": 1.75e9}}'
+    Distinct {
+        /// Model name.
+        model: String,
+        /// The column.
+        field: String,
+        /// Filter as JSON (default: every row).
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Upsert like `db_save` and print the row.
     Save {
         /// Model name.

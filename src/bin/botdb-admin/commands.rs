@@ -523,6 +523,14 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Aggregate { model, function, field, filter } => {
+            let filter = filter.map(|f| parse_json("filter", &f)).transpose()?.unwrap_or(Value::Null);
+            print(&db.aggregate(&model, &function, &field, &filter).await?)?;
+        }
+        Command::Distinct { model, field, filter } => {
+            let filter = filter.map(|f| parse_json("filter", &f)).transpose()?.unwrap_or(Value::Null);
+            print(&db.distinct(&model, &field, &filter).await?)?;
+        }
         Command::Verify { ack_log } => return crate::verify::verify(db, &ack_log).await,
         Command::Stats => print(&db.stats().await?)?,
         Command::Prune { model, older_than, by, filter, batch, yes, dry_run } => {
