@@ -101,6 +101,7 @@ impl Compat {
             limit: to_limit(limit)?,
             order_by: order_by.map(<[String]>::to_vec).unwrap_or_default(),
             single_result,
+            offset: None,
         };
         Ok(self.0.query(model_name, &req).await?.into_json())
     }

@@ -81,6 +81,8 @@ pub struct QueryRequest {
     pub order_by: Vec<String>,
     /// Return the first row or `null` (issued with `LIMIT 1`).
     pub single_result: bool,
+    /// For get: rows skipped first (`OFFSET`; deep pages get slower, see [`Db::find_after`]). `None`: none.
+    pub offset: Option<u64>,
 }
 
 /// What a [`Db::query`] returns.
@@ -136,7 +138,7 @@ impl Db {
         match req.query_type {
             QueryType::Get => {
                 let limit = if req.single_result { Some(1) } else { req.limit };
-                let sel = Select::parse(m, &req.filters, &req.order_by, limit)?;
+                let sel = Select::parse(m, &req.filters, &req.order_by, limit)?.with_offset(req.offset.unwrap_or(0));
                 let rows = self.store().read(&sel, self.session_state()).await?;
                 Ok(if req.single_result { QueryOutput::One(rows.first().cloned()) } else { QueryOutput::Rows(rows) })
             }
@@ -166,6 +168,43 @@ impl Db {
         let m = registry::model(model)?;
         let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
         self.store().read(&Select::parse(m, filters, &order, limit)?, self.session_state()).await
+    }
+
+    /// A page: like [`Db::find`], after skipping `offset` rows (`OFFSET`: the database still walks the
+    /// skipped rows, so deep pages slow down; [`Db::find_after`] does not).
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "find_page"))]
+    pub async fn find_page(
+        &self,
+        model: &str,
+        filters: &Value,
+        order_by: &[&str],
+        limit: Option<u64>,
+        offset: u64,
+    ) -> Result<Rows> {
+        let m = registry::model(model)?;
+        let order: Vec<String> = order_by.iter().map(|s| (*s).to_owned()).collect();
+        self.store().read(&Select::parse(m, filters, &order, limit)?.with_offset(offset), self.session_state()).await
+    }
+
+    /// Keyset paging in id order: the rows matching `filters` whose id is above `after_id` (0 for the first
+    /// page), at most `limit`, ascending by id. Pass the last row's id as the next `after_id`; each page
+    /// costs the same at any depth (an index range on the primary key), and rows inserted meanwhile are
+    /// neither skipped nor repeated.
+    ///
+    /// # Errors
+    /// As [`Db::query`].
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "find_after"))]
+    pub async fn find_after(&self, model: &str, filters: &Value, after_id: i64, limit: u64) -> Result<Rows> {
+        use crate::core::filter::{Op, Predicate};
+        use crate::core::value::Cell;
+        let m = registry::model(model)?;
+        let mut sel = Select::parse(m, filters, &["id".to_owned()], Some(limit))?;
+        sel.filter.conds.push(Predicate { column: 0, op: Op::Gt, values: vec![Cell::Int(after_id)] });
+        sel.filter.conds.sort_by_key(|c| (c.column, c.op));
+        self.store().read(&sel, self.session_state()).await
     }
 
     /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
@@ -323,6 +362,7 @@ impl Db {
             limit,
             order_by: order_by.map(|o| vec![o.to_owned()]).unwrap_or_default(),
             single_result,
+            offset: None,
         };
         self.query(model, &req).await
     }

@@ -23,6 +23,8 @@ pub struct Select {
     pub order: Vec<(usize, bool)>,
     /// Row limit; `None` for all rows.
     pub limit: Option<u64>,
+    /// Rows skipped before the first one answered (`OFFSET`); 0 for none.
+    pub offset: u64,
 }
 
 impl StableHash for Select {
@@ -33,6 +35,10 @@ impl StableHash for Select {
             h.u64(col as u64).u8(u8::from(desc));
         }
         h.u64(self.limit.map_or(u64::MAX, |l| l));
+        // (Nothing for no offset: a select's hash stays what it was before offsets existed.)
+        if self.offset > 0 {
+            h.u8(0xB0).u64(self.offset);
+        }
     }
 }
 
@@ -51,7 +57,13 @@ impl Select {
             };
             order.push((model.column_index(field)?, desc));
         }
-        Ok(Select { model, filter, order, limit: limit.filter(|&l| l > 0) })
+        Ok(Select { model, filter, order, limit: limit.filter(|&l| l > 0), offset: 0 })
+    }
+
+    /// This select from its `offset`-th row on.
+    pub fn with_offset(mut self, offset: u64) -> Select {
+        self.offset = offset;
+        self
     }
 
     /// The SQL statement and its bind parameters for `backend`.
@@ -78,8 +90,14 @@ impl Select {
         if !self.order.iter().any(|&(i, _)| i == 0) {
             q.order_by(Alias::new("id"), Order::Asc);
         }
-        if let Some(l) = self.limit {
-            q.limit(l);
+        match (self.limit, self.offset) {
+            (Some(l), _) => drop(q.limit(l)),
+            // SQLite and MySQL take OFFSET only after a LIMIT.
+            (None, o) if o > 0 && backend != DbBackend::Postgres => drop(q.limit(i64::MAX as u64)),
+            _ => {}
+        }
+        if self.offset > 0 {
+            q.offset(self.offset);
         }
         q
     }

@@ -207,7 +207,7 @@ impl Edit<'_> {
     /// evaluable against the filter.
     fn fits_read(&self, sel: &Select) -> bool {
         // A nested filter's membership is the database's to decide: the read waits for the writes.
-        if !sel.filter.is_flat() {
+        if !sel.filter.is_flat() || sel.offset > 0 {
             return false;
         }
         let watched: Vec<usize> =

@@ -227,16 +227,38 @@ async fn random_filters_match_the_reference(t: &TestDb) {
             .map(|_| format!("{}{}", if rng.bool() { "-" } else { "" }, pick(&mut rng, &FIELDS).0))
             .collect();
         let limit = if rng.bool() { Some(rng.u64(0..10)) } else { None };
-        let want = reference(&rows, &filter, &order, limit);
+        // Every other case a page further down (OFFSET).
+        let offset = if case % 2 == 1 { rng.u64(0..12) } else { 0 };
+        let mut want = reference(&rows, &filter, &order, None);
+        want.drain(..(offset as usize).min(want.len()));
+        want.truncate(limit.filter(|&l| l > 0).map_or(usize::MAX, |l| l as usize));
         let order_refs: Vec<&str> = order.iter().map(String::as_str).collect();
         let got: Vec<i64> =
-            t.db.find("Messages", &Value::Object(filter.clone()), &order_refs, limit)
+            t.db.find_page("Messages", &Value::Object(filter.clone()), &order_refs, limit, offset)
                 .await
                 .unwrap()
                 .iter()
                 .map(|r| r["id"].as_i64().unwrap())
                 .collect();
-        assert_eq!(got, want, "case {case}: filter {} order {order:?} limit {limit:?}", Value::Object(filter));
+        assert_eq!(
+            got,
+            want,
+            "case {case}: filter {} order {order:?} limit {limit:?} offset {offset}",
+            Value::Object(filter)
+        );
+        // Keyset pages by id of 7 rows cover the same rows in id order.
+        if case % 10 == 0 {
+            let (mut after, mut paged) = (0, Vec::new());
+            loop {
+                let page = t.db.find_after("Messages", &Value::Object(filter.clone()), after, 7).await.unwrap();
+                paged.extend(page.iter().map(|r| r["id"].as_i64().unwrap()));
+                match page.last() {
+                    Some(r) if page.len() == 7 => after = r["id"].as_i64().unwrap(),
+                    _ => break,
+                }
+            }
+            assert_eq!(paged, reference(&rows, &filter, &["id".into()], None), "keyset, case {case}");
+        }
         let n = t.db.count("Messages", &Value::Object(filter.clone())).await.unwrap();
         assert_eq!(n as usize, reference(&rows, &filter, &[], None).len(), "count, case {case}");
     }

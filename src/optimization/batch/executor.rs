@@ -395,7 +395,7 @@ async fn run_other<C: ConnectionTrait>(c: &C, op: &WriteOp) -> Result<(WriteOutc
             Ok((WriteOutcome::Count(n), vec![Touched { model, reach }]))
         }
         WriteOp::Save { model, key, changes, new_row, .. } => {
-            let sel = Select { model, filter: key.clone(), order: vec![(0, false)], limit: Some(1) };
+            let sel = Select { model, filter: key.clone(), order: vec![(0, false)], limit: Some(1), offset: 0 };
             if let Some(mut row) = exec::select_for_update(c, &sel).await?.into_iter().next() {
                 let mut touched = vec![inserted(model, &row)];
                 if let Some(changes) = changes {

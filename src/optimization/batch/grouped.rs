@@ -172,7 +172,7 @@ pub(super) async fn run_saves<C: ConnectionTrait>(c: &C, ops: &[WriteOp], idx: &
         conds: vec![crate::core::filter::Predicate { column: kcol, op: crate::core::filter::Op::In, values: keys }],
         nested: Vec::new(),
     };
-    let sel = Select { model, filter, order: vec![(0, false)], limit: None };
+    let sel = Select { model, filter, order: vec![(0, false)], limit: None, offset: 0 };
     let mut first: HashMap<String, Row> = HashMap::new();
     for row in exec::select_for_update(c, &sel).await? {
         let k = row.get(kname).map(Value::to_string).unwrap_or_default();

@@ -490,6 +490,7 @@ impl Cache {
                         filter: Filter::all().and_eq(p, cell),
                         order: vec![(order, true)],
                         limit: Some(inner.window_rows),
+                        offset: 0,
                     };
                     let at = self.taken(sel);
                     if let Some(e) = self.cached(at.old_key).await {

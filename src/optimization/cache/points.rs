@@ -136,6 +136,7 @@ impl Cache {
                         filter: Filter::all().and_eq(col, cell),
                         order: vec![],
                         limit: Some(1),
+                        offset: 0,
                     };
                     let at = self.taken(sel);
                     let rows = self.cached(at.old_key).await.map(|e| e.rows);

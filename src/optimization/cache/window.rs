@@ -43,7 +43,7 @@ impl WindowRead {
         if column == p {
             return None;
         }
-        if !sel.filter.is_flat() {
+        if !sel.filter.is_flat() || sel.offset > 0 {
             return None;
         }
         let part = sel.filter.eq_value(p)?.clone();
@@ -62,6 +62,7 @@ impl WindowRead {
             filter: crate::core::filter::Filter::all().and_eq(p, part),
             order: vec![(column, true)],
             limit: Some(window_rows),
+            offset: 0,
         };
         Some(WindowRead { window, column, bounds, limit })
     }
