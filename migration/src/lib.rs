@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tables;
 mod m20261202_000001_create_cache_fence;
+mod m20261204_000001_add_missing_columns;
 mod schema_v1;
 
 /// The ordered list of botdb's migrations.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tables::Migration),
             Box::new(m20261202_000001_create_cache_fence::Migration),
+            Box::new(m20261204_000001_add_missing_columns::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use crate::schema_v1::{TABLES, TableV1};
 pub(crate) struct Migration;
 
 /// The column type to write for `backend`, from the SQLite and PostgreSQL types of `schema.md`.
-fn column_type(backend: DbBackend, sqlite: &str, pg: &str) -> String {
+pub(crate) fn column_type(backend: DbBackend, sqlite: &str, pg: &str) -> String {
     match backend {
         DbBackend::Sqlite => sqlite.to_owned(),
         DbBackend::Postgres => match pg {

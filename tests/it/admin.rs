@@ -28,7 +28,8 @@ fn admin_commands() {
         ok_json(&url, &["migrate", "status"]),
         json!([
             {"name": "m20261123_000001_create_tables", "applied": false},
-            {"name": "m20261202_000001_create_cache_fence", "applied": false}
+            {"name": "m20261202_000001_create_cache_fence", "applied": false},
+            {"name": "m20261204_000001_add_missing_columns", "applied": false}
         ])
     );
     let out = admin(&url, &["check"]);
@@ -121,14 +122,21 @@ fn admin_commands() {
         json!(1)
     );
     // Destructive migrations need --yes, name the target and what goes; --dry-run changes nothing.
-    for args in [&["migrate", "fresh"][..], &["migrate", "down", "-n", "2"]] {
+    for args in [&["migrate", "fresh"][..], &["migrate", "down", "-n", "3"]] {
         let out = admin(&url, args);
         assert_eq!(out.status.code(), Some(1), "{args:?} needs --yes");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--yes") && err.contains("admin.sqlite") && err.contains("25 table(s)"), "{err}");
     }
-    let plan = ok_json(&url, &["migrate", "down", "-n", "2", "--dry-run"]);
-    assert_eq!(plan["revert"], json!(["m20261202_000001_create_cache_fence", "m20261123_000001_create_tables"]));
+    let plan = ok_json(&url, &["migrate", "down", "-n", "3", "--dry-run"]);
+    assert_eq!(
+        plan["revert"],
+        json!([
+            "m20261204_000001_add_missing_columns",
+            "m20261202_000001_create_cache_fence",
+            "m20261123_000001_create_tables"
+        ])
+    );
     let person = plan["drops"].as_array().unwrap().iter().find(|t| t["table"] == "person_info").unwrap().clone();
     assert_eq!(person["rows"], json!(1));
     assert_eq!(ok_json(&url, &["query", "PersonInfo", "--type", "count"]), json!(1), "and nothing was dropped");

@@ -132,6 +132,29 @@ async fn a_database_created_by_the_bot_opens_and_works() {
     assert_matches_spec(&Database::connect(&url).await.unwrap(), 3).await;
 }
 
+/// The newest bot's database has no `user_relationships.user_aliases`: botdb adds it (NULL in the rows
+/// already there) and works.
+#[tokio::test]
+async fn a_database_without_user_aliases_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bot.sqlite?mode=rwc", dir.path().display());
+    let raw = Database::connect(&url).await.unwrap();
+    raw.execute_unprepared(include_str!("../fixtures/bot_schema.sql")).await.unwrap();
+    raw.execute_unprepared("ALTER TABLE user_relationships DROP COLUMN user_aliases").await.unwrap();
+    raw.execute_unprepared("INSERT INTO user_relationships (user_id, user_name, relationship_score, last_updated, created_at) VALUES ('u0', 'old', 0.5, 1.0, '2025-01-01 00:00:00')").await.unwrap();
+    raw.close().await.unwrap();
+    let db = Db::open(Settings::for_url(&url)).await.unwrap();
+    assert!(db.check().await.unwrap().ok());
+    let old = db.find_one("UserRelationships", &json!({"user_id": "u0"}), &[]).await.unwrap().unwrap();
+    assert_eq!(old["user_aliases"], json!(null));
+    db.create("UserRelationships", &json!({"user_id": "u1", "relationship_score": 0.5, "user_aliases": "[\"x\"]"}))
+        .await
+        .unwrap();
+    let new = db.find_one("UserRelationships", &json!({"user_id": "u1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(new["user_aliases"], json!("[\"x\"]"));
+    db.shutdown().await;
+}
+
 async fn schema_dump(t: &TestDb) -> BTreeSet<String> {
     let conn = botdb::testing::engine(&t.db).reader();
     let (backend, sqls): (DbBackend, &[&str]) = match t.backend {
@@ -174,15 +197,15 @@ async fn migrate_down_then_up_leaves_an_equal_schema(t: &TestDb) {
         Backend::Mysql => assert!(before.iter().any(|l| l.starts_with("messages.time double NO"))),
         Backend::Sqlite => {}
     }
-    // The newest migration (botdb's cache fence) first, then the bot's tables.
-    t.db.migrate_down(Some(1)).await.unwrap();
+    // The newest migrations (missing columns: nothing to undo; botdb's cache fence) first, then the bot's tables.
+    t.db.migrate_down(Some(2)).await.unwrap();
     let report = t.db.check().await.unwrap();
-    assert_eq!((report.missing_tables.len(), report.pending_migrations.len()), (0, 1));
+    assert_eq!((report.missing_tables.len(), report.pending_migrations.len()), (0, 2));
     assert!(schema_dump(t).await.iter().all(|l| !l.contains("botdb_cache_fence")));
     t.db.migrate_down(Some(1)).await.unwrap();
     let report = t.db.check().await.unwrap();
     assert_eq!(report.missing_tables.len(), 25, "down drops every table");
-    assert_eq!(report.pending_migrations.len(), 2);
+    assert_eq!(report.pending_migrations.len(), 3);
     let left = schema_dump(t).await;
     assert!(left.is_empty(), "{left:?}");
     t.db.migrate_up(None).await.unwrap();
