@@ -48,7 +48,8 @@
 //! | the writes a ticket can carry, and what they answer | `src/optimization/batch/ops.rs` |
 //! | the `Db` handle, background jobs, health, `check`, `stats`, backup | `src/api/db.rs` |
 //! | whole tables: checksums, copies between backends, restore, JSONL export/import | `src/api/transfer.rs` |
-//! | the name-based CRUD (`query`, `save`, `get`, `increment`, …) | `src/api/named.rs` |
+//! | the name-based CRUD (`query`, `save`, `get`, `increment`, pages, aggregates, `distinct`, …) | `src/api/named.rs` |
+//! | bulk writes, each item with its own outcome (`create_many`, `update_many`, `upsert_many`) | `src/api/bulk.rs` |
 //! | writes that hand back their ticket (`submit_create`, `submit_update`, …) | `src/api/deferred.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
 //! | the compatibility facade | `src/api/compat.rs` |

@@ -68,7 +68,7 @@ impl Db {
 
     /// Queues a validated write with its model's default priority (without the scheduler, runs it now and
     /// hands back an answered ticket).
-    async fn submit_op(&self, op: WriteOp) -> Result<Ticket> {
+    pub(crate) async fn submit_op(&self, op: WriteOp) -> Result<Ticket> {
         self.store().submit(op, None, self.is_direct(), self.session_state()).await
     }
 }

@@ -8,6 +8,7 @@ mod loadtest;
 mod admin;
 mod aggregates;
 mod batch;
+mod bulk;
 mod cache;
 mod compat;
 mod corpus;
