@@ -22,7 +22,7 @@
 //! | the model mapping: models, columns, defaults, keys, and their annotations (partition, priority, …) | `src/core/registry/mapping.rs` (data: `models.rs`, generated) |
 //! | JSON ⇄ typed values ⇄ bind parameters, row decoding | `src/core/value.rs` |
 //! | create/update data validation and client-side defaults | `src/core/data.rs` |
-//! | the filter language (`$gt $gte $lt $lte $ne $in $nin`, `null`) | `src/core/filter.rs` |
+//! | the filter language (`$gt $gte $lt $lte $ne $in $nin $like $contains`, `null`, `$or $and $not`) | `src/core/filter.rs` |
 //! | SQL building and execution (select, count, insert, update, delete) | `src/core/exec.rs` |
 //! | migrations (the `migration` crate builds the schema) | `src/core/migrate.rs` |
 //! | **the read and write entry points**: read-your-writes, cache, scheduler or direct path, warm-ups | `src/optimization/store.rs` |

@@ -207,6 +207,57 @@ impl Db {
         self.store().read(&sel, self.session_state()).await
     }
 
+    /// Like [`Db::find`], each row holding only `fields`, in that order (a projection of the cached rows:
+    /// the bot's `SELECT image_id … LIMIT 1`).
+    ///
+    /// # Errors
+    /// As [`Db::query`]; [`Error::UnknownField`] for a field the model does not have.
+    pub async fn find_fields(
+        &self,
+        model: &str,
+        filters: &Value,
+        fields: &[&str],
+        order_by: &[&str],
+        limit: Option<u64>,
+    ) -> Result<Vec<Row>> {
+        let m = registry::model(model)?;
+        for f in fields {
+            m.column_index(f)?;
+        }
+        let rows = self.find(model, filters, order_by, limit).await?;
+        Ok(rows
+            .iter()
+            .map(|r| fields.iter().map(|f| ((*f).to_owned(), r.get(*f).cloned().unwrap_or(Value::Null))).collect())
+            .collect())
+    }
+
+    /// The first `limit_per` rows (in `order_by` order) of each value of `per_field` in `values`, among
+    /// the rows matching `filters`: the newest 50 messages of each of 20 chats, say. Answers the groups in
+    /// the order of `values`. Each group is one cached read (a chat's recent-history window answers it).
+    ///
+    /// # Errors
+    /// As [`Db::query`]; [`Error::UnknownField`] for `per_field`.
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %model, op = "find_per"))]
+    pub async fn find_per(
+        &self,
+        model: &str,
+        per_field: &str,
+        values: &[Value],
+        filters: &Value,
+        order_by: &[&str],
+        limit_per: u64,
+    ) -> Result<Vec<(Value, Rows)>> {
+        let m = registry::model(model)?;
+        m.column_index(per_field)?;
+        let empty = filters.is_null() || filters.as_object().is_some_and(serde_json::Map::is_empty);
+        let reads = values.iter().map(|v| async move {
+            let one = serde_json::json!({ per_field: v });
+            let filter = if empty { one } else { serde_json::json!({"$and": [filters, one]}) };
+            self.find(model, &filter, order_by, Some(limit_per)).await.map(|rows| (v.clone(), rows))
+        });
+        futures_util::future::join_all(reads).await.into_iter().collect()
+    }
+
     /// The first row of `model` matching `filters` in `order_by` order, if any (`LIMIT 1`).
     ///
     /// # Errors

@@ -20,5 +20,6 @@ mod models;
 mod observability;
 mod schema;
 mod session;
+mod shapes;
 mod transfer;
 mod typed;
