@@ -239,6 +239,11 @@ pub struct CacheSettings {
     /// Rows kept per partition window (a chat's latest messages) that answer recent-history reads with a
     /// time bound and a limit up to this size. Default: 64.
     pub window_rows: u64,
+    /// SQLite: how often, in ms, botdb looks for commits by other connections (another process, the bot's
+    /// own SQLAlchemy code, an operator's `sqlite3`) through `PRAGMA data_version` on its writer
+    /// connection; when one happened, every cached read is dropped. The bound on how long a foreign write
+    /// can stay invisible. 0: off (only botdb writes this database). Default: 200.
+    pub external_check_ms: u64,
     /// Per-model policy, keyed by model name. Default: every model cached with the layer TTLs.
     pub models: std::collections::BTreeMap<String, ModelCachePolicy>,
     /// The Redis tier.
@@ -255,6 +260,7 @@ impl Default for CacheSettings {
             l2_ttl_ms: 300_000,
             negative_ttl_ms: 5_000,
             window_rows: 64,
+            external_check_ms: 200,
             models: Default::default(),
             redis: RedisSettings::default(),
         }

@@ -79,6 +79,32 @@ async fn refresh_active(weak: std::sync::Weak<Inner>, every: Duration) {
     }
 }
 
+/// SQLite: every `every`, looks for commits by other connections (see `Engine::foreign_commits`) and, when
+/// one happened since the last look (or the writer connection was replaced), makes every cached read
+/// unreachable, as a write to every table would.
+async fn watch_foreign_writes(weak: std::sync::Weak<Inner>, every: Duration, mut last: i64) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let db = Db { inner, direct: false, session: None };
+        match db.engine().foreign_commits().await {
+            Ok(Some((fresh, version))) if fresh || version != last => {
+                last = version;
+                let all: Vec<String> = registry::models().iter().map(|m| m.name.to_owned()).collect();
+                if let Err(e) = db.forget_cached(&all, None).await {
+                    tracing::warn!(error = %e, "forgetting the cache after a foreign commit failed");
+                }
+                tracing::debug!(fresh, "another connection committed: cached reads dropped");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "PRAGMA data_version failed"),
+        }
+    }
+}
+
 /// The retention job: every `every`, prunes each configured model (see `RetentionSettings`).
 async fn retain(weak: std::sync::Weak<Inner>, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -196,6 +222,13 @@ impl Db {
         let retention = &inner.settings.retention;
         if !retention.models.is_empty() && retention.every_s > 0 {
             jobs.spawn(retain(Arc::downgrade(&inner), Duration::from_secs(retention.every_s)));
+        }
+        let check = inner.settings.cache.external_check_ms;
+        if check > 0
+            && inner.settings.cache.enabled
+            && let Some((_, version)) = inner.store.engine().foreign_commits().await?
+        {
+            jobs.spawn(watch_foreign_writes(Arc::downgrade(&inner), Duration::from_millis(check), version));
         }
         *inner.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs;
         let db = Db { inner, direct: false, session: None };

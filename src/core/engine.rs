@@ -237,6 +237,38 @@ impl Engine {
         Ok(Engine { writer, ..self.clone() })
     }
 
+    /// SQLite: a stamp that moves when a connection other than botdb's writer commits (`PRAGMA
+    /// data_version` on the writer, which botdb's own commits leave alone), with a marker table in the
+    /// connection's TEMP schema so that a replaced writer connection (whose counter starts afresh) reads as
+    /// moved too. `None` on PostgreSQL/MySQL.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn foreign_commits(&self) -> Result<Option<(bool, i64)>> {
+        use sea_orm::{ConnectionTrait, Statement};
+        if self.backend != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let err = |e| Error::Database { op: "data_version", message: format!("{e}") };
+        let sql = "SELECT (SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'botdb_watch'), data_version \
+                   FROM pragma_data_version()";
+        let row = self
+            .writer
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .map_err(err)?
+            .ok_or_else(|| Error::internal("PRAGMA data_version answered no row"))?;
+        let marked: i64 = row.try_get_by_index(0).map_err(err)?;
+        let version: i64 = row.try_get_by_index(1).map_err(err)?;
+        if marked == 0 {
+            self.writer
+                .execute_unprepared("CREATE TEMP TABLE IF NOT EXISTS botdb_watch (x INTEGER)")
+                .await
+                .map_err(err)?;
+        }
+        Ok(Some((marked == 0, version)))
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> DbBackend {
         self.backend

@@ -674,3 +674,52 @@ async fn forgetting_a_model_or_a_chat_shows_outside_changes(t: &TestDb) {
     let e = db.forget_cached(&["Nope".into()], None).await.unwrap_err();
     assert!(matches!(e, botdb::Error::UnknownModel { .. }), "{e}");
 }
+
+/// Another connection (another process, the bot's own SQLAlchemy code) writes rows a handle has cached:
+/// on SQLite the handle notices the commit (`PRAGMA data_version`, every `cache.external_check_ms`) and
+/// serves the new value from then on, never the old one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_commits_on_sqlite_reach_the_cache() {
+    use botdb::sea_orm::{ConnectionTrait, Database};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/shared.sqlite?mode=rwc", dir.path().display());
+    let db = Db::open(Settings::for_url(&url)).await.unwrap();
+    assert_eq!(db.settings().cache.external_check_ms, 200);
+    db.create("PersonInfo", &json!({"person_id": "p1", "platform": "qq", "user_id": "1", "nickname": "v0"}))
+        .await
+        .unwrap();
+    let other = Database::connect(&url).await.unwrap();
+    let nickname = || async {
+        db.find_one("PersonInfo", &json!({"person_id": "p1"}), &[]).await.unwrap().unwrap()["nickname"].clone()
+    };
+    let mut worst = Duration::ZERO;
+    for i in 1..=30 {
+        assert_eq!(nickname().await, json!(format!("v{}", i - 1)), "cached before the foreign write");
+        other.execute_unprepared(&format!("UPDATE person_info SET nickname = 'v{i}'")).await.unwrap();
+        let written = Instant::now();
+        // Within the bound (generously: a loaded machine delays the check), then never the old value again.
+        loop {
+            let seen = nickname().await;
+            if seen == json!(format!("v{i}")) {
+                break;
+            }
+            assert_eq!(seen, json!(format!("v{}", i - 1)));
+            assert!(written.elapsed() < Duration::from_secs(10), "write {i} still invisible after 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worst = worst.max(written.elapsed());
+        assert_eq!(nickname().await, json!(format!("v{i}")));
+    }
+    assert!(worst < Duration::from_secs(10));
+    // botdb's own writes do not look foreign: a cached read stays cached across them (each followed by
+    // more than one check period, so the watcher looks after each).
+    let before = db.cache_stats().database_loads;
+    for _ in 0..3 {
+        db.update("PersonInfo", &json!({"person_id": "p2"}), &json!({"nickname": "x"})).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nickname().await;
+    }
+    let after = db.cache_stats().database_loads;
+    assert!(after - before <= 1, "own writes dropped the cache: {before} → {after} loads");
+    db.shutdown().await;
+}
