@@ -26,3 +26,29 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// What a database lacks of the contract's schema (`docs/schema.md`): the columns and the index names of
+/// the tables it has, one line each (a missing table is reported by botdb's `check` already). Empty when
+/// nothing is missing. Extra columns and indexes (a newer bot's) are not differences.
+///
+/// # Errors
+/// The database's errors while inspecting.
+pub async fn schema_differences(manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr> {
+    let mut out = Vec::new();
+    for table in schema_v1::TABLES {
+        if !manager.has_table(table.name).await? {
+            continue;
+        }
+        for &(column, ..) in table.columns {
+            if !manager.has_column(table.name, column).await? {
+                out.push(format!("{}.{column}: missing column", table.name));
+            }
+        }
+        for &(index, ..) in table.indexes {
+            if !manager.has_index(table.name, index).await? {
+                out.push(format!("{}: missing index {index}", table.name));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -517,6 +517,17 @@ impl Db {
         Ok(CheckReport { integrity_ok, integrity_messages, pending_migrations: pending, missing_tables })
     }
 
+    /// What the database lacks of the contract's schema (`docs/schema.md`): missing columns and index names
+    /// of the tables it has, one line each; empty when it matches. Extra columns and indexes are not
+    /// differences. (`botdb-admin check --schema`.)
+    ///
+    /// # Errors
+    /// [`Error::Database`] while inspecting.
+    pub async fn check_schema(&self) -> Result<Vec<String>> {
+        let manager = migration::SchemaManager::new(self.engine().reader());
+        migration::schema_differences(&manager).await.map_err(|e| Error::from_db("check_schema", "", e))
+    }
+
     /// Refreshes the query planner's statistics of botdb's tables (`ANALYZE`; MySQL `ANALYZE TABLE`). A
     /// server database filled in bulk has none until autovacuum gets to it, and without them PostgreSQL
     /// plans a grouped `UPDATE … WHERE message_id IN (…)` of 32 keys as a full scan of `messages` (measured:

@@ -159,6 +159,7 @@ fn admin_commands() {
         (json!(["Messages", "ActionRecords"]), json!("c1"))
     );
     fails_with(&url, &["cache", "flush", "--model", "Nope"], 1, "unknown model");
+    assert_eq!(ok_json(&url, &["check", "--schema"])["schema_differences"], json!([]));
     assert_eq!(
         ok_json(&url, &["aggregate", "Messages", "count", "id", "--filter", r#"{"chat_id": {"$like": "%"}}"#]),
         json!(0)

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::helpers::{Backend, TestDb, backend_tests, required_data};
 
 backend_tests!(
+    schema_check_names_what_a_table_lacks,
     migrate_down_then_up_leaves_an_equal_schema,
     analyze_gives_the_planner_statistics,
     vacuum_and_checkpoint,
@@ -153,6 +154,25 @@ async fn a_database_without_user_aliases_is_adopted() {
     let new = db.find_one("UserRelationships", &json!({"user_id": "u1"}), &[]).await.unwrap().unwrap();
     assert_eq!(new["user_aliases"], json!("[\"x\"]"));
     db.shutdown().await;
+}
+
+/// `check_schema` (`botdb-admin check --schema`): nothing on a migrated database; then a dropped index
+/// and a dropped column are named.
+async fn schema_check_names_what_a_table_lacks(t: &TestDb) {
+    assert_eq!(t.db.check_schema().await.unwrap(), Vec::<String>::new());
+    let w = botdb::testing::engine(&t.db).writer();
+    let drop_index = match t.backend {
+        Backend::Mysql => "DROP INDEX idx_llmusage_user_id ON llm_usage",
+        _ => "DROP INDEX idx_llmusage_user_id",
+    };
+    w.execute_unprepared(drop_index).await.unwrap();
+    w.execute_unprepared("ALTER TABLE llm_usage DROP COLUMN completion_tokens").await.unwrap();
+    let mut found = t.db.check_schema().await.unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        vec!["llm_usage.completion_tokens: missing column", "llm_usage: missing index idx_llmusage_user_id"]
+    );
 }
 
 async fn schema_dump(t: &TestDb) -> BTreeSet<String> {

@@ -142,8 +142,13 @@ pub(crate) enum Command {
     /// Which parts are up (database, Redis, write queue), as JSON even when the database is down. Exit 0 ok,
     /// 3 degraded (Redis), 4 down (the database).
     Health,
-    /// Integrity check, pending migrations, missing tables. Exit 2 on a problem.
-    Check,
+    /// Integrity check, pending migrations, missing tables; with --schema also the contract's columns and
+    /// index names a table lacks. Exit 2 on a problem.
+    Check {
+        /// Also compare every table with the schema contract (columns, index names).
+        #[arg(long)]
+        schema: bool,
+    },
     /// After a crash: every write an acknowledgement log (`botdb-loadtest --ack-log PATH`) recorded is in
     /// the database, by key and content, and the integrity check passes. Counts verified, lost,
     /// duplicated and mismatched writes and torn (cut) log lines. Exit 2 on a problem. Read-only.

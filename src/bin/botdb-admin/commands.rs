@@ -515,10 +515,15 @@ async fn execute(db: &Db, command: Command) -> Result<ExitCode> {
             };
             print(&compat.store_action_info(&info).await?)?;
         }
-        Command::Check => {
+        Command::Check { schema } => {
             let report = db.check().await?;
-            print(&report)?;
-            if !report.ok() {
+            let differences = if schema { db.check_schema().await? } else { vec![] };
+            let mut out = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
+            if schema {
+                out["schema_differences"] = json!(differences);
+            }
+            print(&out)?;
+            if !report.ok() || !differences.is_empty() {
                 eprintln!("error: check found a problem (see the report on stdout)");
                 return Ok(ExitCode::from(2));
             }
