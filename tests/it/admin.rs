@@ -160,6 +160,23 @@ fn admin_commands() {
     );
     fails_with(&url, &["cache", "flush", "--model", "Nope"], 1, "unknown model");
     assert_eq!(ok_json(&url, &["check", "--schema"])["schema_differences"], json!([]));
+    // --format: a list as JSON lines (each a whole value), or as a table.
+    let out = admin(&url, &["--format", "jsonl", "models"]);
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 25);
+    assert!(lines.iter().any(|m| m["model"] == "LLMUsage"), "{lines:?}");
+    let table = String::from_utf8_lossy(&admin(&url, &["--format", "table", "migrate", "status"]).stdout).to_string();
+    assert!(
+        table.contains("m20261123_000001_create_tables") && table.contains("applied") && table.contains('│'),
+        "{table}"
+    );
+    let none = String::from_utf8_lossy(
+        &admin(&url, &["--format", "table", "query", "PersonInfo", "--filter", r#"{"person_id": "nobody"}"#]).stdout,
+    )
+    .to_string();
+    assert_eq!(none.trim(), "(no rows)");
+    assert!(admin(&url, &["--format", "csv", "models"]).status.code() == Some(2), "an unknown format is a usage error");
     assert_eq!(
         ok_json(&url, &["aggregate", "Messages", "count", "id", "--filter", r#"{"chat_id": {"$like": "%"}}"#]),
         json!(0)

@@ -18,9 +18,24 @@ pub(crate) struct Args {
     /// Database URL, overriding the configuration (its password is never printed).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// How results are printed: `json` (pretty), `jsonl` (a list one element per line, compact) or
+    /// `table` (a list of rows as a table, an object as key/value rows).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Pretty JSON.
+    Json,
+    /// One compact JSON value per line (a list's elements).
+    Jsonl,
+    /// A table.
+    Table,
 }
 
 /// The commands.

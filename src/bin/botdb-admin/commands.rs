@@ -88,9 +88,54 @@ impl<'de> serde::Deserialize<'de> for Unique {
 }
 
 /// Prints JSON on stdout; a closed pipe (`botdb-admin stats | head -1`) ends the output quietly.
+/// The output format (`--format`), set once by `run`.
+static FORMAT: std::sync::OnceLock<crate::cli::Format> = std::sync::OnceLock::new();
+
+/// A value as `--format` asks: pretty JSON, JSON lines, or a table.
+fn render(v: &Value) -> String {
+    use crate::cli::Format;
+    let compact = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match (FORMAT.get().copied().unwrap_or(Format::Json), v) {
+        (Format::Jsonl, Value::Array(items)) => items.iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
+        (Format::Jsonl, other) => other.to_string(),
+        (Format::Table, Value::Array(items)) if items.is_empty() => "(no rows)".to_owned(),
+        (Format::Table, Value::Array(items)) if items.iter().all(Value::is_object) => {
+            let mut columns: Vec<&String> = Vec::new();
+            for item in items.iter().filter_map(Value::as_object) {
+                for k in item.keys() {
+                    if !columns.contains(&k) {
+                        columns.push(k);
+                    }
+                }
+            }
+            let mut t = comfy_table::Table::new();
+            t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(columns.iter().map(|c| c.as_str()));
+            for item in items {
+                t.add_row(columns.iter().map(|c| item.get(c.as_str()).map_or(String::new(), compact)));
+            }
+            t.to_string()
+        }
+        (Format::Table, Value::Object(o)) => {
+            let mut t = comfy_table::Table::new();
+            t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["field", "value"]);
+            for (k, val) in o {
+                t.add_row([k.clone(), compact(val)]);
+            }
+            t.to_string()
+        }
+        (Format::Table, Value::Array(items)) => items.iter().map(compact).collect::<Vec<_>>().join("\n"),
+        (Format::Table, other) => compact(other),
+        (Format::Json, other) => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn print(v: &impl serde::Serialize) -> Result<()> {
     use std::io::Write;
-    let s = serde_json::to_string_pretty(v).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let v = serde_json::to_value(v).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+    let s = render(&v);
     match writeln!(std::io::stdout().lock(), "{s}") {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(Error::Internal(format!("cannot write to stdout: {e}")))
@@ -377,6 +422,7 @@ async fn restore_from(db: &Db, backup: &Db, file: &std::path::Path, yes: bool, d
 
 /// Runs the command; `Ok` carries the exit code (2 for a failed check).
 pub(crate) async fn run(args: Args) -> Result<ExitCode> {
+    let _ = FORMAT.set(args.format);
     if let Command::Models = args.command {
         let models: Vec<Value> = botdb::models()
             .iter()
