@@ -50,6 +50,7 @@
 //! | whole tables: checksums, copies between backends, restore, JSONL export/import | `src/api/transfer.rs` |
 //! | the name-based CRUD (`query`, `save`, `get`, `increment`, pages, aggregates, `distinct`, …) | `src/api/named.rs` |
 //! | bulk writes, each item with its own outcome (`create_many`, `update_many`, `upsert_many`) | `src/api/bulk.rs` |
+//! | explicit transactions for read-modify-write (`transaction`, `Tx`) | `src/api/transaction.rs` |
 //! | writes that hand back their ticket (`submit_create`, `submit_update`, …) | `src/api/deferred.rs` |
 //! | the typed CRUD over `entities` | `src/api/typed.rs` |
 //! | the compatibility facade | `src/api/compat.rs` |
@@ -130,6 +131,7 @@ pub use sea_orm;
 pub use api::compat::{self, ActionInfo, Compat, MODEL_MAPPING};
 pub use api::db::{CheckReport, Db, Health, HealthStatus, TableStats};
 pub use api::named::{QueryOutput, QueryRequest, QueryType};
+pub use api::transaction::{TRANSACTION_LIMIT, Tx};
 pub use api::transfer::{Progress, TableMoved, TableSum};
 pub use api::typed::Where;
 pub use config::{DatabaseSettings, DatabaseUrl, Settings, Synchronous};

@@ -6,5 +6,6 @@ pub mod compat;
 pub(crate) mod db;
 pub(crate) mod deferred;
 pub(crate) mod named;
+pub(crate) mod transaction;
 pub(crate) mod transfer;
 pub(crate) mod typed;

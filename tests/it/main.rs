@@ -21,5 +21,6 @@ mod observability;
 mod schema;
 mod session;
 mod shapes;
+mod transactions;
 mod transfer;
 mod typed;
