@@ -80,6 +80,9 @@ pub(crate) fn row_id(row: &botdb::Row) -> Option<i64> {
     row.get("id").and_then(Value::as_i64)
 }
 
+/// Rows per page of the statistics scan.
+const STATS_PAGE: u64 = 2000;
+
 /// A write of the workload, as botdb's name-based API takes it.
 pub(crate) enum Write<'c> {
     Create(&'static str, std::borrow::Cow<'c, Value>),
@@ -122,9 +125,18 @@ async fn botdb_call(db: &Db, call: &Call) -> Result<(), Error> {
         Call::ActionById(a) => drop(db.find_one("ActionRecords", &json!({"action_id": a}), &[]).await?),
         Call::ImageByHash(h) => drop(db.find_one("Images", &json!({"emoji_hash": h}), &[]).await?),
         Call::ImageById(i) => drop(db.find_one("Images", &json!({"image_id": i}), &[]).await?),
+        // The statistics job reads whole tables in keyset pages of 2,000 rows (the bot's `iter_batches`).
         Call::StatsScan(since) => {
-            drop(db.find("LLMUsage", &json!({"id": {"$gt": 0}}), &["id"], Some(2000)).await?);
-            drop(db.find("Messages", &json!({"time": {"$gte": since}}), &["id"], Some(2000)).await?);
+            for (model, filter) in [("LLMUsage", json!({})), ("Messages", json!({"time": {"$gte": since}}))] {
+                let mut after = 0;
+                loop {
+                    let page = db.find_after(model, &filter, after, STATS_PAGE).await?;
+                    match page.last().and_then(|r| r["id"].as_i64()) {
+                        Some(id) if page.len() as u64 == STATS_PAGE => after = id,
+                        _ => break,
+                    }
+                }
+            }
         }
         // Writes go through `System::submit` (queued, then their tickets awaited).
         other => return Err(Error::InvalidRequest(format!("{} is a write: submit it", other.op().name()))),
@@ -178,15 +190,33 @@ pub(crate) async fn baseline_call<C: ConnectionTrait>(conn: &C, call: &Call) -> 
         Call::ImageByHash(h) => drop(images::Entity::find().filter(images::Column::EmojiHash.eq(h)).one(conn).await?),
         Call::ImageById(i) => drop(images::Entity::find().filter(images::Column::ImageId.eq(i)).one(conn).await?),
         Call::StatsScan(since) => {
-            drop(llm_usage::Entity::find().order_by_asc(llm_usage::Column::Id).limit(2000).all(conn).await?);
-            drop(
-                messages::Entity::find()
-                    .filter(messages::Column::Time.gte(*since))
-                    .order_by_asc(messages::Column::Id)
-                    .limit(2000)
+            let mut after = 0;
+            loop {
+                let page = llm_usage::Entity::find()
+                    .filter(llm_usage::Column::Id.gt(after))
+                    .order_by_asc(llm_usage::Column::Id)
+                    .limit(STATS_PAGE)
                     .all(conn)
-                    .await?,
-            );
+                    .await?;
+                match page.last() {
+                    Some(r) if page.len() as u64 == STATS_PAGE => after = r.id,
+                    _ => break,
+                }
+            }
+            let mut after = 0;
+            loop {
+                let page = messages::Entity::find()
+                    .filter(messages::Column::Time.gte(*since))
+                    .filter(messages::Column::Id.gt(after))
+                    .order_by_asc(messages::Column::Id)
+                    .limit(STATS_PAGE)
+                    .all(conn)
+                    .await?;
+                match page.last() {
+                    Some(r) if page.len() as u64 == STATS_PAGE => after = r.id,
+                    _ => break,
+                }
+            }
         }
         Call::InsertMessage(m) => {
             let am = messages::ActiveModel {
