@@ -154,9 +154,7 @@ impl Store {
         filter: &Filter,
         session: Option<&SessionState>,
     ) -> Result<u64> {
-        if let Some(s) = session {
-            s.settle(model).await;
-        }
+        settle(session, model).await;
         exec::count(self.engine().reader(), model, filter).await
     }
 
@@ -173,9 +171,7 @@ impl Store {
         column: usize,
         session: Option<&SessionState>,
     ) -> Result<serde_json::Value> {
-        if let Some(s) = session {
-            s.settle(model).await;
-        }
+        settle(session, model).await;
         exec::aggregate(self.engine().reader(), model, filter, agg, column).await
     }
 
@@ -190,9 +186,7 @@ impl Store {
         column: usize,
         session: Option<&SessionState>,
     ) -> Result<Vec<serde_json::Value>> {
-        if let Some(s) = session {
-            s.settle(model).await;
-        }
+        settle(session, model).await;
         exec::distinct(self.engine().reader(), model, filter, column).await
     }
 
@@ -398,5 +392,13 @@ impl Store {
             b.shutdown(Duration::from_millis(self.inner.settings.batch.shutdown_timeout_ms)).await;
         }
         self.cache().shutdown();
+    }
+}
+
+/// Waits for `session`'s own pending writes to `model` (nothing without a session): what an uncached read
+/// of a session must see.
+async fn settle(session: Option<&SessionState>, model: &ModelDef) {
+    if let Some(s) = session {
+        s.settle(model).await;
     }
 }

@@ -7,8 +7,8 @@ use botdb::entities::{
 };
 use botdb::sea_orm::sea_query::{Expr, ExprTrait};
 use botdb::sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ModelTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use botdb::{Db, Error};
 use serde_json::{Value, json};
@@ -82,6 +82,23 @@ pub(crate) fn row_id(row: &botdb::Row) -> Option<i64> {
 
 /// Rows per page of the statistics scan.
 const STATS_PAGE: u64 = 2000;
+
+/// The baseline's statistics scan of one table: every row matching `cond`, in keyset pages by id.
+async fn scan_by_id<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    id: E::Column,
+    cond: Condition,
+) -> Result<(), botdb::sea_orm::DbErr> {
+    let mut after = 0i32;
+    loop {
+        let page =
+            E::find().filter(cond.clone()).filter(id.gt(after)).order_by_asc(id).limit(STATS_PAGE).all(conn).await?;
+        match page.last().map(|r| r.get(id)) {
+            Some(botdb::sea_orm::Value::Int(Some(last))) if page.len() as u64 == STATS_PAGE => after = last,
+            _ => return Ok(()),
+        }
+    }
+}
 
 /// A write of the workload, as botdb's name-based API takes it.
 pub(crate) enum Write<'c> {
@@ -190,33 +207,9 @@ pub(crate) async fn baseline_call<C: ConnectionTrait>(conn: &C, call: &Call) -> 
         Call::ImageByHash(h) => drop(images::Entity::find().filter(images::Column::EmojiHash.eq(h)).one(conn).await?),
         Call::ImageById(i) => drop(images::Entity::find().filter(images::Column::ImageId.eq(i)).one(conn).await?),
         Call::StatsScan(since) => {
-            let mut after = 0;
-            loop {
-                let page = llm_usage::Entity::find()
-                    .filter(llm_usage::Column::Id.gt(after))
-                    .order_by_asc(llm_usage::Column::Id)
-                    .limit(STATS_PAGE)
-                    .all(conn)
-                    .await?;
-                match page.last() {
-                    Some(r) if page.len() as u64 == STATS_PAGE => after = r.id,
-                    _ => break,
-                }
-            }
-            let mut after = 0;
-            loop {
-                let page = messages::Entity::find()
-                    .filter(messages::Column::Time.gte(*since))
-                    .filter(messages::Column::Id.gt(after))
-                    .order_by_asc(messages::Column::Id)
-                    .limit(STATS_PAGE)
-                    .all(conn)
-                    .await?;
-                match page.last() {
-                    Some(r) if page.len() as u64 == STATS_PAGE => after = r.id,
-                    _ => break,
-                }
-            }
+            scan_by_id::<llm_usage::Entity, _>(conn, llm_usage::Column::Id, Condition::all()).await?;
+            let recent = Condition::all().add(messages::Column::Time.gte(*since));
+            scan_by_id::<messages::Entity, _>(conn, messages::Column::Id, recent).await?;
         }
         Call::InsertMessage(m) => {
             let am = messages::ActiveModel {
