@@ -239,6 +239,11 @@ pub struct CacheSettings {
     /// Rows kept per partition window (a chat's latest messages) that answer recent-history reads with a
     /// time bound and a limit up to this size. Default: 64.
     pub window_rows: u64,
+    /// The largest result, in estimated bytes, that is cached; a larger one is answered and not kept (a
+    /// whole-table scan in 2,000-row pages, about 14 MB of `Messages` each, would otherwise evict the hot set
+    /// of people and windows a page at a time). 0: no bound. Default: 4194304 (4 MiB: a 64-row
+    /// `Messages` window is about 0.45 MB).
+    pub max_entry_bytes: u64,
     /// SQLite: how often, in ms, botdb looks for commits by other connections (another process, the bot's
     /// own SQLAlchemy code, an operator's `sqlite3`) through `PRAGMA data_version` on its writer
     /// connection; when one happened, every cached read is dropped. The bound on how long a foreign write
@@ -260,6 +265,7 @@ impl Default for CacheSettings {
             l2_ttl_ms: 300_000,
             negative_ttl_ms: 5_000,
             window_rows: 64,
+            max_entry_bytes: 4 << 20,
             external_check_ms: 200,
             models: Default::default(),
             redis: RedisSettings::default(),

@@ -8,6 +8,8 @@ use metrics::Unit;
 pub(crate) const BATCH_ISOLATED_WRITES_TOTAL: &str = "botdb_batch_isolated_writes_total";
 /// Cache misses that waited for another caller's load of the same key (counter).
 pub(crate) const CACHE_COALESCED_TOTAL: &str = "botdb_cache_coalesced_total";
+/// Loaded results too large to keep (`cache.max_entry_bytes`): answered, not cached (counter).
+pub(crate) const CACHE_TOO_BIG_TOTAL: &str = "botdb_cache_too_big_total";
 /// Cache entries evicted, by cause (size, expired) (counter).
 pub(crate) const CACHE_EVICTIONS_TOTAL: &str = "botdb_cache_evictions_total";
 /// Cache hits, by layer (l1, l2, redis, window) (counter).
@@ -58,6 +60,11 @@ pub fn describe() {
         "Cache misses that waited for another caller's load of the same key"
     );
     metrics::describe_counter!(CACHE_EVICTIONS_TOTAL, Unit::Count, "Cache entries evicted, by cause (size, expired)");
+    metrics::describe_counter!(
+        CACHE_TOO_BIG_TOTAL,
+        Unit::Count,
+        "Loaded results larger than cache.max_entry_bytes: answered, not cached"
+    );
     metrics::describe_counter!(CACHE_HITS_TOTAL, Unit::Count, "Cache hits, by layer (l1, l2, redis, window)");
     metrics::describe_counter!(CACHE_LOADS_TOTAL, Unit::Count, "Database loads made by the cache");
     metrics::describe_counter!(CACHE_REDIS_ERRORS_TOTAL, Unit::Count, "Redis calls that failed or timed out");

@@ -280,6 +280,46 @@ async fn ttl_expiry_and_the_memory_bound_hold() {
     db.shutdown().await;
 }
 
+/// A result above `cache.max_entry_bytes` (a scan's page) is answered in full and not kept: the next read
+/// of it loads again, and the hot entry it would have evicted stays cached.
+#[tokio::test]
+async fn a_result_too_big_to_keep_is_answered_and_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings_for(&dir);
+    s.cache.l1_max_bytes = 256 * 1024;
+    s.cache.l2_max_bytes = 256 * 1024;
+    s.cache.max_entry_bytes = 64 * 1024;
+    s.preload.enabled = false;
+    let db = Db::open(s).await.unwrap();
+    let people: Vec<Value> = (0..400).map(|i| person(&format!("p{i:03}"))).collect();
+    for p in &people {
+        db.create("PersonInfo", p).await.unwrap();
+    }
+    let hot = json!({"person_id": "p007"});
+    db.find_one("PersonInfo", &hot, &[]).await.unwrap().unwrap();
+    let st = db.cache_stats();
+    // Pages of 200 rows (well over 64 KiB each), then a small page that fits.
+    let page = db.find_after("PersonInfo", &json!({}), 0, 200).await.unwrap();
+    assert_eq!(page.len(), 200);
+    let last = page[199]["id"].as_i64().unwrap();
+    assert_eq!(db.find_after("PersonInfo", &json!({}), last, 200).await.unwrap().len(), 200);
+    let small = db.find_after("PersonInfo", &json!({}), 0, 5).await.unwrap();
+    assert_eq!(small.len(), 5);
+    let after_scan = db.cache_stats();
+    assert_eq!(after_scan.too_big, st.too_big + 2, "{after_scan:?}");
+    assert_eq!(after_scan.database_loads, st.database_loads + 3, "{after_scan:?}");
+    // The big page is loaded again; the small one and the hot key are hits.
+    assert_eq!(db.find_after("PersonInfo", &json!({}), 0, 200).await.unwrap(), page);
+    assert_eq!(db.find_after("PersonInfo", &json!({}), 0, 5).await.unwrap(), small);
+    db.find_one("PersonInfo", &hot, &[]).await.unwrap().unwrap();
+    let end = db.cache_stats();
+    assert_eq!(end.database_loads, after_scan.database_loads + 1, "only the big page loaded again: {end:?}");
+    assert_eq!(end.too_big, after_scan.too_big + 1, "{end:?}");
+    botdb::testing::cache(&db).run_pending_tasks().await;
+    assert!(db.cache_stats().l2_bytes <= 256 * 1024);
+    db.shutdown().await;
+}
+
 #[tokio::test]
 async fn per_model_policy_turns_caching_off() {
     let dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,7 @@ pub(crate) struct Counters {
     redis_garbage: AtomicU64,
     evicted_expired: AtomicU64,
     evicted_size: AtomicU64,
+    too_big: AtomicU64,
     carried: AtomicU64,
 }
 
@@ -74,6 +75,11 @@ impl Counters {
     pub(super) fn redis_garbage(&self) {
         self.redis_garbage.fetch_add(1, Relaxed);
         metrics::counter!(crate::utils::metrics::CACHE_REDIS_GARBAGE_TOTAL).increment(1);
+    }
+
+    pub(super) fn too_big(&self) {
+        self.too_big.fetch_add(1, Relaxed);
+        metrics::counter!(crate::utils::metrics::CACHE_TOO_BIG_TOTAL).increment(1);
     }
 
     pub(super) fn carried(&self) {
@@ -111,6 +117,7 @@ impl Counters {
             redis_garbage: self.redis_garbage.load(Relaxed),
             evicted_expired: self.evicted_expired.load(Relaxed),
             evicted_size: self.evicted_size.load(Relaxed),
+            too_big: self.too_big.load(Relaxed),
             windows_carried: self.carried.load(Relaxed),
             l1_entries,
             l2_entries,
@@ -178,6 +185,8 @@ pub struct CacheStats {
     pub evicted_expired: u64,
     /// Entries evicted by the size/memory bound.
     pub evicted_size: u64,
+    /// Loaded results larger than `cache.max_entry_bytes`: answered and not kept (a scan's pages).
+    pub too_big: u64,
     /// Recent-history windows carried across a commit (edited in place instead of reloaded).
     pub windows_carried: u64,
     /// Entries in L1.

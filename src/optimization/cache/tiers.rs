@@ -25,6 +25,14 @@ use super::window::WindowRead;
 /// Loads a select from the database (the cache's only way to reach it).
 pub type Loader<'a> = &'a (dyn Fn(Select) -> BoxFuture<'static, Result<Vec<Row>>> + Send + Sync);
 
+/// Why a load left nothing in the cache.
+enum NotKept {
+    /// The load failed.
+    Failed(crate::Error),
+    /// Its rows (answered to every caller that joined the load) exceed `cache.max_entry_bytes`.
+    TooBig(Rows),
+}
+
 /// A cached result.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
@@ -109,6 +117,8 @@ pub(super) struct Inner {
     pub(super) policy: Vec<(bool, Duration)>,
     pub(super) negative: Duration,
     pub(super) window_rows: u64,
+    /// The largest entry (estimated bytes) a load keeps (`cache.max_entry_bytes`).
+    pub(super) max_entry: u32,
     /// Per model, a bit per column that orders a recent-history window read so far (what commits carry).
     pub(super) window_orders: Vec<std::sync::atomic::AtomicU64>,
     /// Background tasks (the invalidation bus, the fence checks), stopped by [`Cache::shutdown`].
@@ -207,6 +217,11 @@ impl Cache {
                 policy,
                 negative: Duration::from_millis(settings.negative_ttl_ms),
                 window_rows: settings.window_rows,
+                max_entry: if settings.max_entry_bytes == 0 {
+                    u32::MAX
+                } else {
+                    settings.max_entry_bytes.min(u32::MAX.into()) as u32
+                },
                 window_orders: models().iter().map(|_| std::sync::atomic::AtomicU64::new(0)).collect(),
                 tasks: Mutex::new(Vec::new()),
                 #[cfg(feature = "redis")]
@@ -325,7 +340,7 @@ impl Cache {
         let ttl = inner.policy[midx].1;
         let ran = AtomicBool::new(false);
         let from_redis = AtomicBool::new(false);
-        let entry = inner
+        let got = inner
             .l2
             .try_get_with(key, async {
                 ran.store(true, Ordering::Relaxed);
@@ -342,20 +357,33 @@ impl Cache {
                     }
                 }
                 inner.stats.load();
-                let entry = Entry::new(to_rows(load(sel.clone()).await?), ttl, inner.negative);
+                let loaded = load(sel.clone()).await.map_err(NotKept::Failed)?;
+                let entry = Entry::new(to_rows(loaded), ttl, inner.negative);
+                if entry.bytes > inner.max_entry {
+                    // Answered, not kept: it would evict more than it is worth (and with it, every
+                    // caller that joined this load gets the rows).
+                    inner.stats.too_big();
+                    return Err(NotKept::TooBig(entry.rows));
+                }
                 if let (Some(r), Some(rk)) = (redis, &rkey) {
                     r.set(rk, &entry.rows, entry.ttl).await;
                 }
-                Ok::<_, crate::Error>(entry)
+                Ok::<_, NotKept>(entry)
             })
-            .await
-            .map_err(|e| (*e).clone())?;
-        inner.l1.insert(key, entry.clone()).await;
+            .await;
         let source = match (ran.load(Ordering::Relaxed), from_redis.load(Ordering::Relaxed)) {
             (false, _) => Source::Coalesced,
             (true, true) => Source::Redis,
             (true, false) => Source::Database,
         };
+        let entry = match got {
+            Ok(entry) => entry,
+            Err(e) => match &*e {
+                NotKept::Failed(e) => return Err(e.clone()),
+                NotKept::TooBig(rows) => return Ok((rows.clone(), source)),
+            },
+        };
+        inner.l1.insert(key, entry.clone()).await;
         Ok((entry.rows, source))
     }
 
