@@ -19,7 +19,7 @@ use crate::utils::error::{Error, Result};
 pub struct PreloadReport {
     /// Chats warmed.
     pub chats: usize,
-    /// Reads issued.
+    /// Entries loaded (a chat's people count one each, though they are loaded with one query).
     pub reads: usize,
 }
 
@@ -107,16 +107,14 @@ pub(crate) async fn warm(
             &Select::parse(people, &json!({ "user_id": { "$in": users } }), &[], None)?,
         )
         .await?;
-        let mut more = Vec::with_capacity(known.len() + users.len());
-        for p in &known {
-            if let Some(id) = p.get(person_key) {
-                more.push(Select::parse(people, &json!({ person_key: id }), &[], Some(1))?);
+        let ids: Vec<serde_json::Value> = known.iter().filter_map(|p| p.get(person_key).cloned()).collect();
+        let users: Vec<serde_json::Value> = users.into_iter().map(serde_json::Value::String).collect();
+        for (m, col, values) in [(people, person_key, &ids), (rels, rel_key, &users)] {
+            match cache.fill_points(m, col, values, load, refresh).await {
+                Ok(n) => reads += n,
+                Err(e) => tracing::warn!(model = m.name, error = %e, "preload read failed"),
             }
         }
-        for u in &users {
-            more.push(Select::parse(rels, &json!({ rel_key: u }), &[], Some(1))?);
-        }
-        reads += run(cache, settings, more, load, refresh).await;
     }
     Ok(PreloadReport { chats: chats.len(), reads })
 }

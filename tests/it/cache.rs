@@ -564,6 +564,43 @@ fn touched_type() -> Touched {
     Touched { model: model("Messages").unwrap(), reach: Reach::Everything }
 }
 
+/// The speakers of a warmed chat are cached with one query per model (not one per person): every person
+/// and relationship read after the warm-up is a hit, and a speaker without a relationship is cached empty.
+#[tokio::test]
+async fn a_warm_up_caches_a_chats_speakers_in_a_few_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(settings_for(&dir)).await.unwrap();
+    for i in 0..30 {
+        let u = format!("u{i}");
+        db.create("PersonInfo", &json!({"person_id": format!("p-{u}"), "platform": "qq", "user_id": u})).await.unwrap();
+        if i % 3 != 0 {
+            db.create("UserRelationships", &json!({"user_id": u, "relationship_text": format!("r{i}")})).await.unwrap();
+        }
+        let mut m = msg(&format!("m{i}"), "busy", f64::from(i));
+        m["user_id"] = json!(u);
+        db.create("Messages", &m).await.unwrap();
+    }
+    db.shutdown().await;
+    let mut s = settings_for(&dir);
+    s.preload.chats = 1;
+    s.preload.on_activity = false;
+    let db = Db::open(s).await.unwrap();
+    let warm = db.cache_stats();
+    assert_eq!(warm.database_loads, 4, "window, stream, people, relationships: {warm:?}");
+    for i in 0..30 {
+        let p = db.find_one("PersonInfo", &json!({"person_id": format!("p-u{i}")}), &[]).await.unwrap().unwrap();
+        assert_eq!(p["user_id"], json!(format!("u{i}")));
+        let r = db.find_one("UserRelationships", &json!({"user_id": format!("u{i}")}), &[]).await.unwrap();
+        assert_eq!(r.map(|r| r["relationship_text"].clone()), (i % 3 != 0).then(|| json!(format!("r{i}"))), "u{i}");
+    }
+    assert_eq!(db.cache_stats().database_loads, 4, "every speaker read was a hit: {:?}", db.cache_stats());
+    // A write after the warm-up is seen (the warm entries are reachable only until it commits).
+    db.update("UserRelationships", &json!({"user_id": "u1"}), &json!({"relationship_text": "new"})).await.unwrap();
+    let r = db.find_one("UserRelationships", &json!({"user_id": "u1"}), &[]).await.unwrap().unwrap();
+    assert_eq!(r["relationship_text"], json!("new"));
+    db.shutdown().await;
+}
+
 #[tokio::test]
 async fn preload_warms_the_most_active_chats() {
     let dir = tempfile::tempdir().unwrap();

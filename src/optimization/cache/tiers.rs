@@ -406,6 +406,52 @@ impl Cache {
         Ok(())
     }
 
+    /// Answers many point reads of one model, `column = value` with limit 1 (one per value), with one query
+    /// per 500 values: the warm-up's way to cache a chat's people without a query each. Each read's key is
+    /// taken before its query runs (a write that commits meanwhile moves reads to a new key, so nothing
+    /// stale becomes reachable); unless `refresh`, values already cached are skipped; a value without a row
+    /// is cached empty. Returns how many entries were installed.
+    ///
+    /// # Errors
+    /// The loader's errors; [`crate::Error::InvalidRequest`] for a column the model does not have.
+    pub async fn fill_points(
+        &self,
+        model: &'static ModelDef,
+        column: &str,
+        values: &[serde_json::Value],
+        load: Loader<'_>,
+        refresh: bool,
+    ) -> Result<usize> {
+        if !self.caches(model) || !self.fence_clear() {
+            return Ok(0);
+        }
+        let ttl = self.inner.policy[model_index(model)].1;
+        let mut installed = 0;
+        for chunk in values.chunks(500) {
+            let mut wanted = Vec::with_capacity(chunk.len());
+            for v in chunk {
+                let key = self.key_of(&Select::parse(model, &serde_json::json!({ column: v }), &[], Some(1))?).key;
+                if refresh || self.cached(key).await.is_none() {
+                    wanted.push((v, key));
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let any: Vec<&serde_json::Value> = wanted.iter().map(|(v, _)| *v).collect();
+            let all = Select::parse(model, &serde_json::json!({ column: { "$in": any } }), &[], None)?;
+            self.inner.stats.load();
+            // Ordered by id: the first row of a value is what its own `LIMIT 1` read returns.
+            let rows = load(all).await?;
+            for (v, key) in wanted {
+                let first: Vec<Row> = rows.iter().find(|r| r.get(column) == Some(v)).cloned().into_iter().collect();
+                self.inner.l2.insert(key, Entry::new(to_rows(first), ttl, self.inner.negative)).await;
+                installed += 1;
+            }
+        }
+        Ok(installed)
+    }
+
     /// Makes every entry a committed write may have changed unreachable, here and (with Redis) in every
     /// process, and carries the recent-history windows `edits` can replay to the new generations (see
     /// `carry.rs`). Call after COMMIT returns and before acknowledging; when it returns false (the counters
