@@ -31,6 +31,8 @@ use crate::utils::time;
 #[derive(Debug, Clone)]
 pub struct Where<E: EntityTrait> {
     conds: Vec<(&'static str, Option<&'static str>, Value)>,
+    /// `$or` groups and `$not`s, all of which must hold (with `conds`).
+    nested: Vec<Nested<E>>,
     order: Vec<String>,
     limit: Option<u64>,
     _entity: PhantomData<E>,
@@ -38,8 +40,15 @@ pub struct Where<E: EntityTrait> {
 
 impl<E: EntityTrait> Default for Where<E> {
     fn default() -> Self {
-        Self { conds: vec![], order: vec![], limit: None, _entity: PhantomData }
+        Self { conds: vec![], nested: vec![], order: vec![], limit: None, _entity: PhantomData }
     }
+}
+
+/// A nested condition of a [`Where`].
+#[derive(Debug, Clone)]
+enum Nested<E: EntityTrait> {
+    Any(Vec<Where<E>>),
+    Not(Box<Where<E>>),
 }
 
 macro_rules! ops {
@@ -80,7 +89,28 @@ impl<E: EntityTrait> Where<E> {
         /// `col IN (values)`; pass a `Vec`.
         is_in => "$in",
         /// `col NOT IN (values)`; pass a `Vec`.
-        not_in => "$nin"
+        not_in => "$nin",
+        /// `col` matches a pattern, case-sensitively on every backend: `%` any run of characters, `_` one
+        /// character, a backslash escapes the next one (text columns).
+        like => "$like",
+        /// `col` contains this literal substring, case-sensitively (text columns).
+        contains => "$contains"
+    }
+
+    /// At least one of `alternatives` holds (their own orders and limits are ignored). SQL's three-valued
+    /// logic: a condition on a NULL is not true.
+    #[must_use]
+    pub fn or(mut self, alternatives: impl IntoIterator<Item = Where<E>>) -> Self {
+        self.nested.push(Nested::Any(alternatives.into_iter().collect()));
+        self
+    }
+
+    /// `condition` does not hold (its order and limit are ignored); a row where it is unknown (a NULL) does
+    /// not match either.
+    #[must_use]
+    pub fn not(mut self, condition: Where<E>) -> Self {
+        self.nested.push(Nested::Not(Box::new(condition)));
+        self
     }
 
     /// Ascending order on `col` (after earlier orders).
@@ -127,6 +157,19 @@ impl<E: EntityTrait> Where<E> {
                     )));
                 }
             }
+        }
+        let mut all = Vec::with_capacity(self.nested.len());
+        for n in &self.nested {
+            all.push(match n {
+                Nested::Any(alts) => {
+                    let alts = alts.iter().map(Where::to_json_filter).collect::<Result<Vec<_>>>()?;
+                    serde_json::json!({ "$or": alts })
+                }
+                Nested::Not(w) => serde_json::json!({ "$not": w.to_json_filter()? }),
+            });
+        }
+        if !all.is_empty() {
+            out.insert("$and".to_owned(), Value::Array(all));
         }
         Ok(Value::Object(out))
     }

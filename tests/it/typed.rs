@@ -53,6 +53,21 @@ async fn typed_crud(t: &TestDb) {
         .limit(2);
     let recent = db.find_where(&w).await.unwrap();
     assert_eq!(recent.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["m3", "m2"]);
+    // $or, $not, $like and $contains from the typed builder.
+    let w = Where::<messages::Entity>::new()
+        .eq(messages::Column::ChatId, "c")
+        .or([Where::new().lt(messages::Column::Time, 1.0), Where::new().gt(messages::Column::Time, 2.5)])
+        .not(Where::new().eq(messages::Column::MessageId, "m4"))
+        .order_asc(messages::Column::Time);
+    let ids = |rows: Vec<messages::Model>| rows.into_iter().map(|m| m.message_id).collect::<Vec<_>>();
+    assert_eq!(ids(db.find_where(&w).await.unwrap()), ["m0", "m3"]);
+    let w = Where::<messages::Entity>::new()
+        .like(messages::Column::MessageId, "m_")
+        .contains(messages::Column::MessageId, "2")
+        .or([Where::new().eq(messages::Column::ChatId, "c")])
+        .or([Where::new().gte(messages::Column::Time, 2.0)]);
+    assert_eq!(ids(db.find_where(&w).await.unwrap()), ["m2"]);
+    assert!(db.find_where(&Where::<messages::Entity>::new().or([])).await.is_err(), "an empty $or is refused");
     let changes = messages::ActiveModel { interest_value: Set(Some(0.5)), ..Default::default() };
     let n = db.update_where(&Where::new().is_in(messages::Column::MessageId, vec!["m1", "m2"]), changes).await.unwrap();
     assert_eq!(n, 2);
