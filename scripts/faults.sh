@@ -8,6 +8,7 @@
 #   redis-freeze  the Redis server is stopped with SIGSTOP, then continued   (needs the machine's Redis)
 #   redis-kill    the Redis server is shut down, then started again             (needs the machine's Redis)
 #   pg-restart    PostgreSQL is stopped with -m immediate, then started again    (needs the machine's PostgreSQL)
+#   disk-full     the SQLite files live on a 256 MiB tmpfs that a filler file fills, then is removed (needs root)
 # Environment: RATE (messages/s, default 100), DURATION (s, default 12), FAULT_AT (s, default 4),
 # FAULT_FOR (s, default 3), BOTDB_BIN_DIR (default target/release).
 # The machine's services are assumed at their usual loopback addresses; this script restarts what it stops.
@@ -18,9 +19,9 @@ bin=${BOTDB_BIN_DIR:-target/release}
 redis=redis://127.0.0.1:6379 pg=postgres://postgres@127.0.0.1:5432/test
 [ -x "$bin/botdb-loadtest" ] || { echo "$bin/botdb-loadtest is missing (cargo build --release --bin botdb-loadtest)" >&2; exit 2; }
 faults=("$@")
-[ ${#faults[@]} -gt 0 ] || faults=(sqlite-lock redis-freeze redis-kill pg-restart)
+[ ${#faults[@]} -gt 0 ] || faults=(sqlite-lock redis-freeze redis-kill pg-restart disk-full)
 work=$(mktemp -d -t botdb-faults.XXXXXX)
-trap 'kill -CONT $(pidof redis-server) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill -CONT $(pidof redis-server) 2>/dev/null; umount "$work"/*/db 2>/dev/null; rm -rf "$work"' EXIT
 
 redis_start() {
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis \
@@ -36,14 +37,22 @@ c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None); c.execute("B
     redis-freeze) kill -STOP "$(pidof redis-server)"; sleep "$for"; kill -CONT "$(pidof redis-server)" ;;
     redis-kill) redis-cli -h 127.0.0.1 shutdown nosave >/dev/null 2>&1; sleep "$for"; redis_start ;;
     pg-restart) pg_cluster stop immediate; sleep "$for"; pg_cluster start ;;
+    # Fills the database's file system (dd stops at ENOSPC); the ack log and the report live outside it.
+    disk-full) dd if=/dev/zero of="$2/db/filler" bs=1M >/dev/null 2>&1; sleep "$for"; rm -f "$2/db/filler" ;;
   esac
 }
 
 run() { # fault with_fault(0/1) -> prints a summary line
-  local fault=$1 inject_it=$2 dir=$work/$1-$2 args
+  local fault=$1 inject_it=$2 dir=$work/$1-$2 args wd
   mkdir -p "$dir"
+  wd=$dir
+  if [ "$fault" = disk-full ]; then
+    if [ "$(id -u)" != 0 ]; then echo "disk-full: needs root (mounts a tmpfs); skipped"; return; fi
+    wd=$dir/db
+    mkdir -p "$wd" && mount -t tmpfs -o size=256m tmpfs "$wd" || { echo "disk-full: cannot mount a tmpfs; skipped"; return; }
+  fi
   args=(--compare false --ceiling false --rate "$rate" --duration "$duration" --warmup 1 --chats 100 --users 4000
-        --json "$dir/report.json" --work-dir "$dir" --ack-log "$dir/acks.jsonl")
+        --json "$dir/report.json" --work-dir "$wd" --ack-log "$dir/acks.jsonl")
   case $fault in
     redis-*) args+=(--redis-url "$redis") ;;
     pg-restart) args+=(--database-url "$pg") ;;
@@ -58,6 +67,7 @@ run() { # fault with_fault(0/1) -> prints a summary line
   fi
   wait "$pid"
   local rc=$?
+  [ "$wd" = "$dir" ] || umount "$wd"
   python3 - "$dir/report.json" "$fault" "$inject_it" "$rc" "$at" "$for" "$rate" <<'PY'
 import json, sys
 path, fault, injected, rc, at, dur, rate = sys.argv[1:]

@@ -294,7 +294,7 @@ impl Engine {
         T: Send,
         F: for<'c> Fn(&'c DatabaseTransaction) -> TxnFuture<'c, T> + Send + Sync,
     {
-        retry_busy(self.retry, || async {
+        let result = retry_busy(self.retry, || async {
             let txn = self
                 .writer
                 .begin_with_options(TransactionOptions {
@@ -311,21 +311,37 @@ impl Engine {
             })?;
             Ok(value)
         })
-        .await
+        .await;
+        self.after_failure(&result).await;
+        result
     }
 
-    /// Runs `f` on the write connection outside any transaction: on SQLite one statement is then its own
-    /// transaction (autocommit), without the round trips of `BEGIN` and `COMMIT`. Busy or locked attempts are
-    /// retried as in [`Engine::write`] (they fail before the statement changes anything).
-    ///
-    /// # Errors
-    /// The first non-transient error of `f`; [`Error::Busy`] when retries ran out.
-    pub async fn write_alone<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send,
-        F: for<'c> Fn(&'c DatabaseConnection) -> TxnFuture<'c, T> + Send + Sync,
-    {
-        retry_busy(self.retry, || f(&self.writer)).await
+    /// SQLite: replaces the writer connection after a write failed other than by a constraint or a busy
+    /// lock (a full disk, an I/O error, a failed COMMIT). SQLite may roll such a transaction back by itself,
+    /// and the driver, whose own ROLLBACK then fails, goes on counting a transaction as open: every later
+    /// `BEGIN` became a savepoint inside a transaction that was never committed, and those writes were
+    /// acknowledged and lost (found with `scripts/faults.sh disk-full`). A fresh connection has no such
+    /// state; the pool opens it with the same settings.
+    async fn after_failure<T>(&self, result: &Result<T>) {
+        #[cfg(feature = "sqlite")]
+        if self.backend == DbBackend::Sqlite && matches!(result, Err(Error::Database { .. } | Error::Indeterminate(_)))
+        {
+            let pool = self.writer.get_sqlite_connection_pool();
+            match tokio::time::timeout(std::time::Duration::from_secs(5), pool.acquire()).await {
+                Ok(Ok(conn)) => {
+                    if let Err(e) = conn.close().await {
+                        tracing::warn!(error = %e, "closing the SQLite writer connection after a failed write");
+                    }
+                    tracing::warn!("the SQLite writer connection was replaced after a failed write");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the SQLite writer connection could not be taken to replace it")
+                }
+                Err(_) => tracing::warn!("the SQLite writer connection stayed busy; not replaced"),
+            }
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = result;
     }
 
     /// Connections per pool now: (pool, in use, idle), for the `botdb_pool_connections` gauges.

@@ -112,3 +112,104 @@ async fn constraint_errors_are_typed(t: &TestDb) {
         .unwrap_err();
     assert!(matches!(e, Error::InvalidValue { .. }), "over VARCHAR(255) on every backend: {e}");
 }
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `dir` (a filler file written until ENOSPC).
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// SQLite on a full disk (a 32 MiB tmpfs filled by a filler file; needs root to mount it, skipped
+/// otherwise): writes that fail are reported as errors, and once space is back every write acknowledged
+/// before, during and after is in the database, read by a fresh handle. Before the fix a COMMIT that failed
+/// for want of space left the driver counting a transaction SQLite had ended as open, every later write ran
+/// inside a transaction that was never committed, and all of them were acknowledged and lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_a_full_disk_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _mounted = Mounted(dir.path().to_owned());
+    let url = format!("sqlite://{}/full.sqlite?mode=rwc", dir.path().display());
+    let mut s = botdb::Settings::for_url(&url);
+    s.preload.enabled = false;
+    let db = botdb::Db::open(s.clone()).await.unwrap();
+    let big = "x".repeat(3000);
+    let msg = |id: String| {
+        json!({"message_id": id, "time": 1.0, "chat_id": "c", "chat_info_stream_id": "c",
+            "chat_info_platform": "qq", "chat_info_user_platform": "qq", "chat_info_user_id": "u",
+            "chat_info_user_nickname": "n", "chat_info_create_time": 0.0, "chat_info_last_active_time": 0.0,
+            "processed_plain_text": big})
+    };
+    let mut acked: Vec<String> = Vec::new();
+    for i in 0..5 {
+        db.create("Messages", &msg(format!("before-{i}"))).await.unwrap();
+        acked.push(format!("before-{i}"));
+    }
+    let filler = fill(dir.path());
+    // Pipelined writes through a session and awaited ones, while the disk is full.
+    let session = db.session();
+    let mut failed = 0;
+    for round in 0..30 {
+        let mut tickets = Vec::new();
+        for i in 0..4 {
+            let id = format!("full-{round}-{i}");
+            tickets.push((id.clone(), session.submit_create("Messages", &msg(id)).await.unwrap()));
+        }
+        for (id, t) in tickets {
+            match t.await {
+                Ok(_) => acked.push(id),
+                Err(e) => {
+                    assert!(matches!(e, Error::Database { .. } | Error::Indeterminate(_)), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+        let id = format!("full-{round}-awaited");
+        match db.create("Messages", &msg(id.clone())).await {
+            Ok(_) => acked.push(id),
+            Err(e) => {
+                assert!(matches!(e, Error::Database { .. } | Error::Indeterminate(_)), "{e}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "the database refused writes while the disk was full");
+    std::fs::remove_file(filler).unwrap();
+    for i in 0..10 {
+        let id = format!("after-{i}");
+        session.submit_create("Messages", &msg(id.clone())).await.unwrap().await.unwrap();
+        acked.push(id.clone());
+        db.create("Messages", &msg(format!("{id}-awaited"))).await.unwrap();
+        acked.push(format!("{id}-awaited"));
+    }
+    db.shutdown().await;
+    let fresh = botdb::Db::open(s).await.unwrap();
+    for id in &acked {
+        let row = fresh.find_one("Messages", &json!({"message_id": id}), &[]).await.unwrap();
+        assert!(row.is_some(), "acknowledged write {id} was lost ({} acknowledged, {failed} refused)", acked.len());
+    }
+    fresh.shutdown().await;
+}

@@ -14,7 +14,7 @@ use crate::core::engine::Engine;
 use crate::core::exec::{self, Select};
 use crate::core::filter::Filter;
 use crate::core::value::{Cell, Row};
-use crate::optimization::partition::{Reach, Touched, inserted, reach_from, reach_of, returning_partition};
+use crate::optimization::partition::{Touched, inserted, reach_from, reach_of, returning_partition};
 use crate::utils::error::{Error, Result};
 
 use super::grouped::{Saved, run_increments, run_saves, run_updates};
@@ -55,14 +55,10 @@ fn index_key(op: &WriteOp) -> (String, f64) {
 /// Errors of the whole batch: [`Error::Busy`] after retries, [`Error::Indeterminate`] when COMMIT failed, or
 /// a database error that is not any one write's fault.
 pub async fn execute(engine: &Engine, ops: Arc<Vec<WriteOp>>, watched: &[Arc<Progress>]) -> Result<BatchResult> {
-    // A session's pending write keeps BEGIN: its stage turns to Committing only once its statement ran
-    // (in autocommit that moment is unknowable, and an in-doubt write makes the session's reads wait).
-    if let [op] = ops.as_slice()
-        && watched.is_empty()
-        && one_statement(engine.backend(), op)
-    {
-        return execute_alone(engine, ops.clone()).await;
-    }
+    // Every write commits with an explicit COMMIT, even a lone one: in autocommit, SQLite commits an
+    // `INSERT … RETURNING` when the statement is reset, after the driver has its row, and a commit that
+    // fails there (a full disk) went unseen: the write was acknowledged and rolled back (found with
+    // `scripts/faults.sh disk-full`; test `errors::writes_after_a_full_disk_are_durable`).
     // PostgreSQL aborts a transaction at its first error, so a failing write needs a savepoint around its
     // step to fail alone; two round trips per step that almost never pay. The batch runs without them, and
     // only when a write fails does it run again with them (the failed attempt is rolled back whole). A batch
@@ -144,41 +140,6 @@ fn count_folded(folds: &Folds, results: &mut [Option<Result<WriteOutcome>>], aft
             let in_table = *n;
             *n += hits.len() as u64;
             after[j] = if in_table == 0 && hits.len() == 1 { folds.after.get(&j).cloned() } else { None };
-        }
-    }
-}
-
-/// Whether `op` runs as one statement: on SQLite an insert, an update and an increment do (`RETURNING`
-/// gives the partitions an update touched when its filter does not name one); a delete may look up its
-/// partitions first and a save reads before it writes.
-fn one_statement(backend: DbBackend, op: &WriteOp) -> bool {
-    backend == DbBackend::Sqlite
-        && matches!(op, WriteOp::Insert(_) | WriteOp::Update { .. } | WriteOp::Increment { .. })
-}
-
-/// A lone one-statement write in autocommit: the statement is its own transaction, which saves the round
-/// trips of `BEGIN` and `COMMIT` (a lone write's acknowledgement is then the database's own commit plus
-/// botdb's bookkeeping). A constraint error rejected the row before anything changed; any other failure
-/// may have struck during the statement's own commit, so it is reported as [`Error::Indeterminate`] and
-/// every cached read of the model is invalidated.
-async fn execute_alone(engine: &Engine, ops: Arc<Vec<WriteOp>>) -> Result<BatchResult> {
-    let one = engine
-        .write_alone(|c| {
-            let ops = ops.clone();
-            Box::pin(async move { run_one(c, &ops[0]).await })
-        })
-        .await;
-    let model = ops[0].model();
-    let answer = |result, touched, after| {
-        Ok(BatchResult { results: vec![result], touched, isolated: 0, after: vec![after], folded: 0 })
-    };
-    match one {
-        Ok((out, touched, after)) => answer(Ok(out), touched, after),
-        Err(e @ Error::Busy { .. }) => Err(e),
-        Err(e @ Error::Constraint { .. }) => answer(Err(e), Vec::new(), None),
-        Err(e) => {
-            let everything = vec![Touched { model, reach: Reach::Everything }];
-            answer(Err(Error::Indeterminate(format!("the write's own commit may have failed: {e}"))), everything, None)
         }
     }
 }
